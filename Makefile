@@ -1,0 +1,31 @@
+# petbind: `make demo` and `make test` each build their own virtual environment from the
+# pinned dependency set (constraints.txt) in one pip resolver run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export NIPYPE_NO_ET := 1
+
+.PHONY: demo test bench lock clean
+
+$(BIN)/.petbind-installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.petbind-installed
+	$(BIN)/petbind-demo
+
+test: $(BIN)/.petbind-installed
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/.petbind-installed
+	$(BIN)/python benchmarks/run.py
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	{ sed -n '1,2p' constraints.txt; .lock-venv/bin/python -m pip freeze --exclude-editable; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,45 @@
+"""Shared fixtures: simulated truth from physics, and the team's reference data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workflows.kinetics.compartments import TissueParameters, simulate_frames
+from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
+
+os.environ.setdefault("NIPYPE_NO_ET", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Reference region: one tissue compartment, K1 0.12 mL/min/mL, k2 0.15 /min (V_ND = 0.8).
+K1_REF, K2_REF = 0.12, 0.15
+
+
+def reference_parameters() -> TissueParameters:
+    return TissueParameters(np.array([K1_REF]), np.array([K2_REF]), np.zeros(1), np.zeros(1))
+
+
+@pytest.fixture(scope="session", params=sorted(SEED_PROTOCOLS))
+def seed_protocol(request) -> tuple[str, FrameTiming]:
+    return request.param, FrameTiming.from_protocol(SEED_PROTOCOLS[request.param])
+
+
+@pytest.fixture(scope="session")
+def carfentanil_timing() -> FrameTiming:
+    return FrameTiming.from_protocol(SEED_PROTOCOLS["carfentanil"])
+
+
+@pytest.fixture(scope="session")
+def reference_tac(carfentanil_timing) -> np.ndarray:
+    return simulate_frames(carfentanil_timing, reference_parameters())[0]
+
+
+def shared_data(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference data {path} not present")
+    return path

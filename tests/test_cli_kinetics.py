@@ -1,0 +1,160 @@
+"""petbind-tacs and petbind-fit: outputs named and filled as promised, errors as one line with
+the execution-spec exit code."""
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_app.cli import fit as fit_cli
+from bids_app.cli import tacs as tacs_cli
+from bids_app.cli.common import run_cli
+from conftest import K1_REF, K2_REF, reference_parameters
+from workflows.kinetics.compartments import TissueParameters, simulate_frames
+from workflows.kinetics.frames import decay_uncorrect
+
+BPND = {"striatum": 2.5, "thalamus": 1.5, "cortex": 0.5}
+
+
+@pytest.fixture()
+def tac_table(tmp_path, carfentanil_timing, reference_tac):
+    targets = TissueParameters.from_srtm(K1_REF, K2_REF, np.full(3, 1.0),
+                                         np.array(list(BPND.values())), k4=0.5)
+    tacs = simulate_frames(carfentanil_timing, targets)
+    table = pd.DataFrame({"frame_start": carfentanil_timing.start_s,
+                          "frame_end": carfentanil_timing.end_s,
+                          "occipital": reference_tac,
+                          **{name: tac for name, tac in zip(BPND, tacs)}})
+    path = tmp_path / "sub-01_trc-carfentanil_tacs.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def run_tacs(*args):
+    return run_cli("petbind-tacs", tacs_cli.main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("model", ["srtm", "srtm-bfm", "srtm2", "mrtm2", "logan-ref"])
+def test_tacs_command_recovers_truth(model, tac_table, tmp_path):
+    out = tmp_path / "out" / "sub-01_model-X_kinpar.tsv"
+    code = run_tacs(tac_table, "--reference", "occipital", "--model", model,
+                    "--tracer", "carfentanil", "--weights", "counts", "-o", out)
+    assert code == 0
+    table = pd.read_csv(out, sep="\t")
+    assert {"region", "BPND", "R1", "k2"} <= set(table.columns)
+    assert list(table["region"]) == list(BPND)
+    np.testing.assert_allclose(table["BPND"], list(BPND.values()), rtol=0.02)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["ReferenceRegion"] == "occipital" and sidecar["Weights"] == "counts"
+    if model == "srtm-bfm":
+        # Magia's 0.06-0.6 (decay-uncorrected) shifted by lambda of C-11 (0.034 /min)
+        assert sidecar["Theta3RangePerMin"] == pytest.approx([0.026, 0.566], abs=1e-3)
+
+
+def test_tacs_command_as_installed_console_script(tac_table, tmp_path):
+    out = tmp_path / "k.tsv"
+    proc = subprocess.run([sys.executable, "-m", "bids_app.cli.tacs", str(tac_table),
+                           "--reference", "occipital", "--model", "srtm-bfm",
+                           "--theta3-range", "0.01", "1.0", "-o", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert pd.read_csv(out, sep="\t").shape[0] == 3
+
+
+@pytest.mark.parametrize("mutate,args,code,message", [
+    (None, ["--reference", "nope"], 64, "no column 'nope'"),
+    (lambda t: t.assign(occipital=0.0), ["--reference", "occipital"], 65, "zero everywhere"),
+    (lambda t: t.assign(frame_end=t.frame_start - 1), ["--reference", "occipital"], 65,
+     "must be > 0"),
+    (lambda t: t.iloc[[0, 2, 1, 3]], ["--reference", "occipital"], 65, "go backwards"),
+    (lambda t: t.drop(columns="frame_end"), ["--reference", "occipital"], 65, "frame_end"),
+    (None, ["--reference", "occipital", "--model", "srtm-bfm"], 64, "theta3 range"),
+    (None, ["--reference", "occipital", "--weights", "counts"], 64, "radionuclide"),
+    (lambda t: t.assign(cortex=np.nan), ["--reference", "occipital"], 65, "NaN"),
+])
+def test_tacs_command_errors(tac_table, tmp_path, capsys, mutate, args, code, message):
+    if mutate is not None:
+        mutate(pd.read_csv(tac_table, sep="\t")).to_csv(tac_table, sep="\t", index=False)
+    assert run_tacs(tac_table, *args, "-o", tmp_path / "o.tsv") == code
+    err = capsys.readouterr().err
+    assert message in err and str(tac_table.name) in err or message in err
+    assert len(err.strip().splitlines()) == 1 or code == 64
+
+
+def test_tacs_missing_file_is_66(tmp_path, capsys):
+    assert run_tacs(tmp_path / "none.tsv", "--reference", "r", "-o", tmp_path / "o.tsv") == 66
+    assert "none.tsv: no such file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- petbind-fit on an image
+@pytest.fixture()
+def pet_image(tmp_path, carfentanil_timing, reference_tac):
+    """A 12x12x6 phantom: a reference slab (BPND 0) and a BPND gradient from 0.2 to 3, stored
+    decay-UNcorrected as a scanner would, with a BIDS sidecar."""
+    timing = carfentanil_timing
+    shape = (12, 12, 6)
+    bp = np.zeros(shape)
+    bp[:, :, 2:] = np.linspace(0.2, 3.0, 12)[:, None, None]
+    r1 = np.full(shape, 1.0)
+    r1[:, :6, 2:] = 1.3
+    flat_bp, flat_r1 = bp.reshape(-1), r1.reshape(-1)
+    targets = TissueParameters(flat_r1 * K1_REF, flat_r1 * K2_REF / (1 + flat_bp),
+                               0 * flat_bp, 0 * flat_bp)
+    tacs = simulate_frames(timing, targets)
+    data = decay_uncorrect(tacs, timing, "C11").reshape(shape + (16,)).astype(np.float32)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    pet = tmp_path / "sub-01_trc-carfentanil_pet.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), pet)
+    pet.with_name("sub-01_trc-carfentanil_pet.json").write_text(json.dumps({
+        "TracerName": "carfentanil", "TracerRadionuclide": "C11",
+        "FrameTimesStart": timing.start_s.tolist(), "FrameDuration": timing.duration_s.tolist(),
+        "ImageDecayCorrected": False, "Units": "Bq/mL"}))
+    ref = np.zeros(shape, np.uint8)
+    ref[:, :, :2] = 1
+    ref_path = tmp_path / "ref_mask.nii.gz"
+    nib.save(nib.Nifti1Image(ref, affine), ref_path)
+    return pet, ref_path, bp, r1
+
+
+def test_fit_command_writes_bep023_maps(pet_image, tmp_path):
+    pet, ref, bp, r1 = pet_image
+    prefix = tmp_path / "deriv" / "sub-01_trc-carfentanil"
+    code = run_cli("petbind-fit", fit_cli.main,
+                   [str(pet), "--reference-mask", str(ref), "-o", str(prefix)])
+    assert code == 0
+    for meas in ("BPND", "R1", "k2"):
+        path = tmp_path / "deriv" / f"sub-01_trc-carfentanil_model-SRTM_meas-{meas}_mimap.nii.gz"
+        assert path.is_file()
+        sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+        assert sidecar["Model"] == "SRTM" and sidecar["NumberOfBases"] == 300
+    out_bp = nib.load(tmp_path / "deriv" /
+                      "sub-01_trc-carfentanil_model-SRTM_meas-BPND_mimap.nii.gz").get_fdata()
+    out_r1 = nib.load(tmp_path / "deriv" /
+                      "sub-01_trc-carfentanil_model-SRTM_meas-R1_mimap.nii.gz").get_fdata()
+    target = bp > 0
+    # The phantom's k2a spans 0.15/4 .. 0.15/1.2; carfentanil's range (0.026-0.566) covers it.
+    np.testing.assert_allclose(out_bp[target], bp[target], rtol=0.01)
+    np.testing.assert_allclose(out_r1[target], r1[target], rtol=0.02)
+
+
+def test_fit_command_errors(pet_image, tmp_path, capsys):
+    pet, ref, *_ = pet_image
+    empty = tmp_path / "empty.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((12, 12, 6), np.uint8), np.diag([2.0, 2, 2, 1])), empty)
+    args = [str(pet), "--reference-mask", str(empty), "-o", str(tmp_path / "x")]
+    assert run_cli("petbind-fit", fit_cli.main, args) == 65
+    assert "empty.nii.gz: the reference mask is empty" in capsys.readouterr().err
+    args = [str(tmp_path / "missing.nii.gz"), "--reference-mask", str(ref), "-o", "x"]
+    assert run_cli("petbind-fit", fit_cli.main, args) == 66
+    sidecar = pet.with_name("sub-01_trc-carfentanil_pet.json")
+    meta = json.loads(sidecar.read_text())
+    meta["FrameDuration"] = meta["FrameDuration"][:-1]
+    meta["FrameTimesStart"] = meta["FrameTimesStart"][:-1]
+    sidecar.write_text(json.dumps(meta))
+    args = [str(pet), "--reference-mask", str(ref), "-o", str(tmp_path / "x")]
+    assert run_cli("petbind-fit", fit_cli.main, args) == 65
+    assert "image has 16 frames but the sidecar lists 15" in capsys.readouterr().err

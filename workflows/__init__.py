@@ -1,0 +1,1 @@
+"""petbind's numerical methods and nipype workflows (one module per pipeline stage)."""

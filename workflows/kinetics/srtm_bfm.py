@@ -1,0 +1,150 @@
+"""SRTM by the basis-function method (Gunn et al. 1997), for many voxels at once.
+
+    C_T(t) = R1 C_R(t) + (k2 - R1 k2a) C_R(t) (*) exp(-k2a t),   k2a = k2 / (1 + BPND)
+
+For each of n_bases log-spaced theta3 (= k2a) values the model is linear in
+theta1 = R1 and theta2 = k2 - R1 theta3. Weighted least squares for all voxels is done with matrix
+products: with the weighted reference column first, Gram-Schmidt gives one unit vector q1 shared by
+all bases and one q2_i per basis, and the weighted residual sum of squares of voxel y under basis i
+is |y|^2 - (q1.y)^2 - (q2_i.y)^2. The best basis per voxel is therefore argmax_i |q2_i . y|: one
+(n_bases x n_frames) @ (n_frames x n_voxels) product per chunk of voxels.
+
+Times in minutes, rate constants in 1/min, TACs decay-corrected in any common unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .convolution import convolve_exponentials
+from .frames import FrameTiming
+
+
+@dataclass(frozen=True)
+class BasisSet:
+    """Precomputed weighted design of the basis-function method."""
+
+    theta3_per_min: NDArray[np.float64]   # (K,)
+    reference: NDArray[np.float64]        # (F,) C_R frame means
+    basis: NDArray[np.float64]            # (K, F) C_R (*) exp(-theta3 t), frame means
+    sqrt_w: NDArray[np.float64]           # (F,)
+    q1: NDArray[np.float64]               # (F,) unit weighted reference
+    r11: float                            # |sqrt_w C_R|
+    q2: NDArray[np.float64]               # (K, F) unit weighted basis, orthogonal to q1
+    r12: NDArray[np.float64]              # (K,)
+    r22: NDArray[np.float64]              # (K,)
+
+
+def make_basis_set(timing: FrameTiming, reference_tac: ArrayLike, weights: ArrayLike,
+                   theta3_range_per_min: tuple[float, float] = (0.06, 0.6),
+                   n_bases: int = 300) -> BasisSet:
+    """Basis functions for theta3 log-spaced over ``theta3_range_per_min`` (1/min)."""
+    ref = np.asarray(reference_tac, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if ref.shape != (timing.n_frames,) or w.shape != ref.shape:
+        raise ValueError(f"reference TAC and weights need {timing.n_frames} frames, got "
+                         f"{ref.shape} and {w.shape}")
+    if not np.all(np.isfinite(ref)):
+        raise ValueError("the reference TAC has NaN or infinite values")
+    if not np.any(ref > 0):
+        raise ValueError("the reference TAC is zero everywhere: check the reference mask")
+    if np.any(w < 0) or not np.any(w > 0):
+        raise ValueError("weights must be non-negative and not all zero")
+    lo, hi = theta3_range_per_min
+    if not (0 < lo < hi):
+        raise ValueError(f"theta3 range must satisfy 0 < low < high, got {lo}, {hi}")
+    theta = np.geomspace(lo, hi, n_bases)
+    basis = convolve_exponentials(timing, ref, theta)
+    sqrt_w = np.sqrt(w)
+    a1 = sqrt_w * ref
+    r11 = float(np.linalg.norm(a1))
+    q1 = a1 / r11
+    bw = basis * sqrt_w
+    r12 = bw @ q1
+    u = bw - r12[:, None] * q1
+    r22 = np.linalg.norm(u, axis=1)
+    if np.any(r22 <= 1e-12 * np.linalg.norm(bw, axis=1)):
+        raise ValueError("a basis function is collinear with the reference TAC: "
+                         "too few frames for SRTM")
+    return BasisSet(theta, ref, basis, sqrt_w, q1, r11, u / r22[:, None], r12, r22)
+
+
+@dataclass(frozen=True)
+class SRTMResult:
+    """Per-voxel SRTM estimates (1-D arrays of n_voxels)."""
+
+    bpnd: NDArray[np.float64]
+    r1: NDArray[np.float64]
+    k2_per_min: NDArray[np.float64]
+    k2a_per_min: NDArray[np.float64]
+    wrss: NDArray[np.float64]
+    on_bound: NDArray[np.bool_]           # best theta3 is the lowest or highest basis
+
+
+def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet,
+                 chunk_voxels: int = 65536) -> SRTMResult:
+    """Fit SRTM to ``tacs`` of shape (n_voxels, n_frames) (or (n_frames,) for one TAC).
+
+    Memory is bounded by ``chunk_voxels``: about (n_bases + 4 n_frames) x chunk_voxels x 8 bytes
+    of temporaries.
+    """
+    y_all = np.asarray(tacs, dtype=np.float64)
+    single = y_all.ndim == 1
+    y_all = np.atleast_2d(y_all)
+    n_vox, n_frames = y_all.shape
+    if n_frames != basis_set.reference.size:
+        raise ValueError(f"TACs have {n_frames} frames, the basis set has "
+                         f"{basis_set.reference.size}")
+    out = {k: np.empty(n_vox) for k in ("bpnd", "r1", "k2", "k2a", "wrss")}
+    on_bound = np.empty(n_vox, dtype=bool)
+    q2t = np.ascontiguousarray(basis_set.q2.T)     # (F, K)
+    theta = basis_set.theta3_per_min
+    last = theta.size - 1
+    for lo in range(0, n_vox, chunk_voxels):
+        hi = min(lo + chunk_voxels, n_vox)
+        yw = y_all[lo:hi] * basis_set.sqrt_w       # (V, F)
+        p1 = yw @ basis_set.q1                     # (V,)
+        p2 = yw @ q2t                              # (V, K)
+        best = np.argmax(np.abs(p2), axis=1)       # (V,)
+        rows = np.arange(hi - lo)
+        p2_best = p2[rows, best]
+        del p2
+        theta2 = p2_best / basis_set.r22[best]
+        theta1 = (p1 - basis_set.r12[best] * theta2) / basis_set.r11
+        theta3 = theta[best]
+        fitted = theta1[:, None] * basis_set.reference + theta2[:, None] * basis_set.basis[best]
+        resid = (y_all[lo:hi] - fitted) * basis_set.sqrt_w
+        k2 = theta2 + theta1 * theta3
+        out["r1"][lo:hi] = theta1
+        out["k2"][lo:hi] = k2
+        out["k2a"][lo:hi] = theta3
+        out["bpnd"][lo:hi] = k2 / theta3 - 1.0
+        out["wrss"][lo:hi] = np.einsum("ij,ij->i", resid, resid)
+        on_bound[lo:hi] = (best == 0) | (best == last)
+    result = SRTMResult(out["bpnd"], out["r1"], out["k2"], out["k2a"], out["wrss"], on_bound)
+    if single:
+        return SRTMResult(*(np.asarray(v[0]) for v in (result.bpnd, result.r1, result.k2_per_min,
+                                                        result.k2a_per_min, result.wrss,
+                                                        result.on_bound)))
+    return result
+
+
+def srtm_bfm_tac(timing: FrameTiming, reference_tac: ArrayLike, tacs: ArrayLike,
+                 weights: ArrayLike, theta3_range_per_min: tuple[float, float] = (0.06, 0.6),
+                 n_bases: int = 300) -> SRTMResult:
+    """Convenience: build the basis set and fit ``tacs`` (n_voxels, n_frames) in one call."""
+    basis_set = make_basis_set(timing, reference_tac, weights, theta3_range_per_min, n_bases)
+    return fit_srtm_bfm(tacs, basis_set)
+
+
+def srtm_model(timing: FrameTiming, reference_tac: ArrayLike, r1: float, k2_per_min: float,
+               bpnd: float) -> NDArray[np.float64]:
+    """Frame means of the SRTM target curve for given parameters (the model, for plots and
+    nonlinear fits)."""
+    ref = np.asarray(reference_tac, dtype=np.float64)
+    k2a = k2_per_min / (1.0 + bpnd)
+    conv = convolve_exponentials(timing, ref, [k2a])[0]
+    return r1 * ref + (k2_per_min - r1 * k2a) * conv
