@@ -110,12 +110,12 @@ def test_vectorised_solution_equals_per_voxel_least_squares(carfentanil_timing, 
         assert fast.wrss[i] == pytest.approx(rss_ref, rel=1e-7, abs=1e-9)
 
 
-def test_chunking_does_not_change_results(carfentanil_timing, reference_tac):
+def test_chunking_and_threads_do_not_change_results(carfentanil_timing, reference_tac):
     rng = np.random.default_rng(1)
     tacs = reference_tac * rng.uniform(0.5, 3.0, (101, 1)) + rng.normal(0, 20, (101, 16))
     basis_set = make_basis_set(carfentanil_timing, reference_tac, np.ones(16), (0.02, 0.8))
-    a = fit_srtm_bfm(tacs, basis_set, chunk_voxels=13)
-    b = fit_srtm_bfm(tacs, basis_set, chunk_voxels=10_000)
+    a = fit_srtm_bfm(tacs, basis_set, chunk_voxels=13, n_threads=2)
+    b = fit_srtm_bfm(tacs, basis_set, chunk_voxels=10_000, n_threads=1)
     # The same basis is chosen for every voxel; values agree to rounding (BLAS blocking).
     np.testing.assert_array_equal(a.k2a_per_min, b.k2a_per_min)
     np.testing.assert_allclose(a.bpnd, b.bpnd, rtol=1e-12, atol=1e-14)

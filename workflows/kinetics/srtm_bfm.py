@@ -7,16 +7,19 @@ theta1 = R1 and theta2 = k2 - R1 theta3. Weighted least squares for all voxels i
 products: with the weighted reference column first, Gram-Schmidt gives one unit vector q1 shared by
 all bases and one q2_i per basis, and the weighted residual sum of squares of voxel y under basis i
 is |y|^2 - (q1.y)^2 - (q2_i.y)^2. The best basis per voxel is therefore argmax_i |q2_i . y|: one
-(n_bases x n_frames) @ (n_frames x n_voxels) product per chunk of voxels.
+(n_voxels x n_frames) @ (n_frames x n_bases) product per chunk of voxels, chunks in parallel.
 
 Times in minutes, rate constants in 1/min, TACs decay-corrected in any common unit.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from numpy.typing import ArrayLike, NDArray
 
 from .convolution import convolve_exponentials
@@ -84,14 +87,26 @@ class SRTMResult:
     on_bound: NDArray[np.bool_]           # best theta3 is the lowest or highest basis
 
 
-def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet,
-                 chunk_voxels: int = 65536) -> SRTMResult:
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity-aware, e.g. under SLURM or a container)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet, chunk_voxels: int = 8192,
+                 n_threads: int | None = None) -> SRTMResult:
     """Fit SRTM to ``tacs`` of shape (n_voxels, n_frames) (or (n_frames,) for one TAC).
 
-    Memory is bounded by ``chunk_voxels``: about (n_bases + 4 n_frames) x chunk_voxels x 8 bytes
-    of temporaries.
+    Voxels are processed in chunks of ``chunk_voxels`` (about n_bases x chunk_voxels x 8 bytes of
+    temporaries each, small enough to stay in cache) on ``n_threads`` threads (default: the
+    usable CPUs), each with single-threaded BLAS. Float32 input is converted to float64 chunk
+    by chunk; all arithmetic is float64.
     """
-    y_all = np.asarray(tacs, dtype=np.float64)
+    y_all = np.asarray(tacs)
+    if not np.issubdtype(y_all.dtype, np.floating):
+        y_all = y_all.astype(np.float64)
     single = y_all.ndim == 1
     y_all = np.atleast_2d(y_all)
     n_vox, n_frames = y_all.shape
@@ -103,20 +118,22 @@ def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet,
     q2t = np.ascontiguousarray(basis_set.q2.T)     # (F, K)
     theta = basis_set.theta3_per_min
     last = theta.size - 1
-    for lo in range(0, n_vox, chunk_voxels):
+
+    def fit_chunk(lo: int) -> None:
         hi = min(lo + chunk_voxels, n_vox)
-        yw = y_all[lo:hi] * basis_set.sqrt_w       # (V, F)
-        p1 = yw @ basis_set.q1                     # (V,)
-        p2 = yw @ q2t                              # (V, K)
-        best = np.argmax(np.abs(p2), axis=1)       # (V,)
-        rows = np.arange(hi - lo)
-        p2_best = p2[rows, best]
+        y = y_all[lo:hi].astype(np.float64)        # (V, F)
+        yw = y * basis_set.sqrt_w
+        p2 = yw @ q2t                              # (V, K) projections on each basis
+        np.square(p2, out=p2)
+        best = np.argmax(p2, axis=1)               # least weighted RSS
         del p2
+        p1 = yw @ basis_set.q1
+        p2_best = np.einsum("ij,ij->i", yw, basis_set.q2[best])
         theta2 = p2_best / basis_set.r22[best]
         theta1 = (p1 - basis_set.r12[best] * theta2) / basis_set.r11
         theta3 = theta[best]
         fitted = theta1[:, None] * basis_set.reference + theta2[:, None] * basis_set.basis[best]
-        resid = (y_all[lo:hi] - fitted) * basis_set.sqrt_w
+        resid = (y - fitted) * basis_set.sqrt_w
         k2 = theta2 + theta1 * theta3
         out["r1"][lo:hi] = theta1
         out["k2"][lo:hi] = k2
@@ -124,6 +141,17 @@ def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet,
         out["bpnd"][lo:hi] = k2 / theta3 - 1.0
         out["wrss"][lo:hi] = np.einsum("ij,ij->i", resid, resid)
         on_bound[lo:hi] = (best == 0) | (best == last)
+
+    starts = range(0, n_vox, chunk_voxels)
+    workers = min(n_threads or usable_cpus(), len(starts))
+    with threadpool_limits(1):
+        if workers <= 1:
+            for lo in starts:
+                fit_chunk(lo)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                for _ in pool.map(fit_chunk, starts):
+                    pass
     result = SRTMResult(out["bpnd"], out["r1"], out["k2"], out["k2a"], out["wrss"], on_bound)
     if single:
         return SRTMResult(*(np.asarray(v[0]) for v in (result.bpnd, result.r1, result.k2_per_min,
