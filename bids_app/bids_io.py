@@ -1,0 +1,74 @@
+"""Small helpers to write BIDS files deterministically and atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    _atomic_write_bytes(Path(path), (json.dumps(content, indent=2) + "\n").encode())
+
+
+def write_tsv(path: Path, table: pd.DataFrame) -> None:
+    text = table.to_csv(sep="\t", index=False, na_rep="n/a", float_format="%.6g",
+                        lineterminator="\n")
+    _atomic_write_bytes(Path(path), text.encode())
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic_write_bytes(Path(path), text.encode())
+
+
+def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray,
+                dtype: type | None = np.float32, xyzt_units: tuple[str, str] = ("mm", "sec")
+                ) -> None:
+    """Write a NIfTI-1 image; gzip output is byte-identical for identical input (no mtime)."""
+    path = Path(path)
+    img = nib.Nifti1Image(np.asarray(data, dtype=dtype) if dtype else data, affine)
+    img.header.set_xyzt_units(*xyzt_units)
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                               suffix=".nii.gz" if path.name.endswith(".gz") else ".nii")
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def bids_validator_executable() -> str | None:
+    """The bids-validator-deno command: on PATH, or beside this Python (a venv not activated)."""
+    import shutil
+    import sys
+
+    found = shutil.which("bids-validator-deno")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "bids-validator-deno"
+    return str(beside) if beside.exists() else None

@@ -1,0 +1,123 @@
+"""petbind-simulate OUT_DIR: write a BIDS PET dataset of digital phantoms and its truth."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from bids_app import __version__
+from bids_app.cli.common import Parser, run_cli
+from bids_app.errors import EX_CANTCREAT, EX_USAGE, PetbindError
+from bids_app.simulate import SimulationConfig, simulate
+from workflows.simulation.receptors import PATTERNS, parse_effects
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="petbind-simulate", description=__doc__)
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    p.add_argument("--n-subjects", type=int, help="number of subjects, split evenly over the "
+                   "groups (default 4; ignored when --groups gives counts)")
+    p.add_argument("--groups", default="secure,insecure",
+                   help="group names, optionally with sizes: secure=16,avoidant=14,ambivalent=9 "
+                   "(default: secure,insecure)")
+    p.add_argument("--group-column", default="group", help="participants.tsv column (default "
+                   "group)")
+    p.add_argument("--tracer", action="append", choices=sorted(PATTERNS),
+                   help="repeatable (default: carfentanil)")
+    p.add_argument("--effect", action="append", default=[], metavar="REGION=FRACTION",
+                   help="BPND in REGION is FRACTION lower in every group but the first; "
+                   "repeatable; none gives null data")
+    p.add_argument("--motion-mm", type=float, default=1.0,
+                   help="SD of the head displacement at the end of the scan (default 1 mm)")
+    p.add_argument("--noise", type=float, default=0.1, metavar="LEVEL",
+                   help="relative noise SD of a brain voxel in the last frame (default 0.1)")
+    p.add_argument("--voxel-size", type=float, default=2.0, metavar="MM",
+                   help="PET voxel size (default 2 mm)")
+    p.add_argument("--t1-voxel-size", type=float, default=1.5, metavar="MM",
+                   help="T1w voxel size (default 1.5 mm)")
+    p.add_argument("--psf-fwhm", type=float, default=2.5, metavar="MM",
+                   help="scanner resolution (default 2.5 mm, HRRT-like)")
+    p.add_argument("--sessions", help="e.g. baseline,blocked: the later sessions have receptor "
+                   "occupancy --occupancy")
+    p.add_argument("--occupancy", type=float, default=0.0,
+                   help="fraction of receptors blocked in the sessions after the first")
+    p.add_argument("--target-model", choices=["srtm", "2tc"], default="srtm",
+                   help="one-tissue targets (SRTM holds) or two-tissue targets (default srtm)")
+    p.add_argument("--k4", type=float, default=0.5, help="k4 in 1/min for --target-model 2tc")
+    p.add_argument("--age-effect", type=float, default=0.0, metavar="FRACTION",
+                   help="BPND change per decade of age (e.g. -0.03)")
+    p.add_argument("--sex-effect", type=float, default=0.0, metavar="FRACTION",
+                   help="BPND higher by FRACTION in women")
+    p.add_argument("--derivatives-only", action="store_true",
+                   help="fast mode: participant-level MNI BPND maps under "
+                   "OUT_DIR/derivatives/petbind instead of raw images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--version", action="version", version=f"petbind {__version__}")
+    return p
+
+
+def parse_groups(text: str, n_subjects: int | None) -> dict[str, int]:
+    groups: dict[str, int] = {}
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise PetbindError("--groups is empty", EX_USAGE)
+    sized = ["=" in item for item in items]
+    if any(sized) and not all(sized):
+        raise PetbindError("--groups: give a size for every group or for none", EX_USAGE)
+    for item in items:
+        name, _, size = item.partition("=")
+        if not name.isalnum():
+            raise PetbindError(f"--groups: group name {name!r} must be letters and digits",
+                               EX_USAGE)
+        groups[name] = int(size) if size else 0
+    if not all(sized):
+        n = n_subjects if n_subjects is not None else 4
+        base, extra = divmod(n, len(groups))
+        for i, name in enumerate(groups):
+            groups[name] = base + (1 if i < extra else 0)
+    if any(v < 1 for v in groups.values()):
+        raise PetbindError("--groups: every group needs at least one subject", EX_USAGE)
+    return groups
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        effects = parse_effects(args.effect)
+    except ValueError as err:
+        raise PetbindError(str(err), EX_USAGE) from None
+    sessions = [s.strip() for s in args.sessions.split(",")] if args.sessions else []
+    if any(not s.isalnum() for s in sessions):
+        raise PetbindError("--sessions: labels must be letters and digits", EX_USAGE)
+    if not 0 <= args.occupancy < 1:
+        raise PetbindError("--occupancy must be in [0, 1)", EX_USAGE)
+    cfg = SimulationConfig(
+        out_dir=args.out_dir, groups=parse_groups(args.groups, args.n_subjects),
+        group_column=args.group_column, tracers=args.tracer or ["carfentanil"], effects=effects,
+        motion_mm=args.motion_mm, noise=args.noise, voxel_mm=args.voxel_size,
+        t1_voxel_mm=args.t1_voxel_size, psf_fwhm_mm=args.psf_fwhm, sessions=sessions,
+        occupancy=args.occupancy, seed=args.seed, target_model=args.target_model,
+        k4_per_min=args.k4, age_effect_per_decade=args.age_effect, sex_effect=args.sex_effect,
+        derivatives_only=args.derivatives_only)
+    t0 = time.perf_counter()
+    try:
+        simulate(cfg, log=(lambda *_: None) if args.quiet else
+                 (lambda msg: print(msg, file=sys.stderr, flush=True)))
+    except OSError as err:
+        raise PetbindError(f"{err.filename or args.out_dir}: cannot write ({err.strerror}); "
+                           "choose a writable OUT_DIR", EX_CANTCREAT) from None
+    if not args.quiet:
+        print(f"petbind-simulate: wrote {cfg.n_subjects} subjects to {args.out_dir} in "
+              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return 0
+
+
+def entry() -> None:
+    sys.exit(run_cli("petbind-simulate", main))
+
+
+if __name__ == "__main__":
+    entry()

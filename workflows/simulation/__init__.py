@@ -1,0 +1,1 @@
+"""Digital phantoms with known truth: anatomy, receptor maps and dynamic PET."""

@@ -1,0 +1,132 @@
+"""Subject anatomy: the MNI template and atlas deformed by a random affine and a smooth
+nonlinear warp, and a T1w image with a head around the brain, bias field and noise.
+
+Convention: a subject's native space is its scanner space in mm. ``SubjectWarp`` maps native
+points to MNI points (x_mni = A x_native + d(x_native)), so images are made by pulling MNI
+values back to each native voxel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from workflows.atlas import Grid
+
+
+def rotation_matrix(rx: float, ry: float, rz: float) -> NDArray[np.float64]:
+    """Rotation about x, then y, then z (radians): R = Rz Ry Rx."""
+    cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
+    rot_x = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    rot_y = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rot_z = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rot_z @ rot_y @ rot_x
+
+
+@dataclass(frozen=True)
+class SubjectWarp:
+    """x_mni = affine[:3, :3] @ x + affine[:3, 3] + displacement(x), all in mm."""
+
+    affine: NDArray[np.float64]                # 4x4, native -> MNI
+    ctrl_origin: NDArray[np.float64]           # (3,) native mm of control point (0, 0, 0)
+    ctrl_spacing_mm: float
+    ctrl_displacement: NDArray[np.float64]     # (3, nx, ny, nz) mm, dense (every ~4 mm)
+
+    def __call__(self, points: NDArray[np.float64]) -> NDArray[np.float64]:
+        pts = np.asarray(points, dtype=np.float64)
+        out = pts @ self.affine[:3, :3].T + self.affine[:3, 3]
+        coords = ((pts - self.ctrl_origin) / self.ctrl_spacing_mm).T
+        for axis in range(3):
+            out[:, axis] += ndimage.map_coordinates(self.ctrl_displacement[axis], coords,
+                                                    order=1, mode="nearest")
+        return out
+
+
+def random_warp(rng: np.random.Generator, mni_box: tuple[NDArray, NDArray],
+                warp_mm: float = 3.0, spacing_mm: float = 20.0) -> SubjectWarp:
+    """A random head: size (scaling 0.92-1.08 per axis), orientation (up to 8 degrees per axis),
+    position (up to 15 mm, plus an arbitrary scanner offset), and a smooth displacement of about
+    ``warp_mm`` (SD) on control points every ``spacing_mm``."""
+    scale = rng.uniform(0.92, 1.08, 3)
+    angles = np.deg2rad(rng.uniform(-8, 8, 3))
+    shift = rng.uniform(-15, 15, 3) + np.array([0.0, 20.0, -10.0])
+    to_mni = np.eye(4)
+    to_mni[:3, :3] = rotation_matrix(*angles) @ np.diag(1.0 / scale)
+    to_mni[:3, 3] = shift
+    lo, hi = mni_box
+    inv = np.linalg.inv(to_mni)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                        for z in (lo[2], hi[2])])
+    native = corners @ inv[:3, :3].T + inv[:3, 3]
+    origin = native.min(axis=0) - 2 * spacing_mm
+    n = np.ceil((native.max(axis=0) + 2 * spacing_mm - origin) / spacing_mm).astype(int) + 1
+    disp = rng.normal(0.0, warp_mm, (3, *n))
+    disp = np.stack([ndimage.gaussian_filter(d, 0.7) for d in disp])
+    disp *= warp_mm / max(float(disp.std()), 1e-9)
+    # a smooth (cubic) dense field every 4 mm, evaluated by linear interpolation: cheap per point
+    factor = spacing_mm / 4.0
+    dense = np.stack([ndimage.zoom(d, factor, order=3, mode="nearest", grid_mode=False)
+                      for d in disp])
+    spacing = spacing_mm * (n[0] - 1) / (dense.shape[1] - 1)
+    return SubjectWarp(to_mni, origin, spacing, dense)
+
+
+def native_grid_around(warp: SubjectWarp, mni_box: tuple[NDArray, NDArray], voxel_mm: float,
+                       margin_mm: float) -> Grid:
+    """An axis-aligned native grid covering the MNI box mapped to native space, plus a margin."""
+    lo, hi = mni_box
+    inv = np.linalg.inv(warp.affine)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                        for z in (lo[2], hi[2])])
+    native = corners @ inv[:3, :3].T + inv[:3, 3]
+    start = np.floor((native.min(axis=0) - margin_mm) / voxel_mm) * voxel_mm
+    stop = native.max(axis=0) + margin_mm
+    shape = tuple(int(v) for v in np.ceil((stop - start) / voxel_mm) + 1)
+    affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
+    affine[:3, 3] = start
+    return Grid(shape, affine)
+
+
+def sample_image(img: nib.Nifti1Image | tuple[NDArray, NDArray], points_mm: NDArray[np.float64],
+                 order: int) -> NDArray[np.float64]:
+    """Values of an image (or (data, affine)) at world points; 0 outside."""
+    data, affine = (np.asarray(img.dataobj), img.affine) if isinstance(img, nib.Nifti1Image) \
+        else img
+    inv = np.linalg.inv(affine)
+    coords = (points_mm @ inv[:3, :3].T + inv[:3, 3]).T
+    return ndimage.map_coordinates(np.asarray(data, dtype=np.float64 if order else data.dtype),
+                                   coords, order=order, mode="constant", cval=0.0)
+
+
+def synthesize_t1w(template: nib.Nifti1Image, warp: SubjectWarp, grid: Grid,
+                   rng: np.random.Generator, noise_fraction: float = 0.02,
+                   bias_fraction: float = 0.15) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """A T1w head: the template brain pulled into native space, surrounded by CSF, skull and a
+    bright scalp (layers at 0-3, 3-9 and 9-15 mm from the brain), multiplied by a smooth bias
+    field (about +-``bias_fraction``), with Rician noise (SD ``noise_fraction`` of white matter).
+    Returns the image and the brain mask (truth)."""
+    vox = float(abs(grid.affine[0, 0]))
+    points = grid.world_coordinates()
+    brain = sample_image(template, warp(points), order=1).reshape(grid.shape)
+    brain_mask = brain > 5
+    distance = ndimage.distance_transform_edt(~brain_mask, sampling=vox)
+    wm_level = float(np.percentile(brain[brain_mask], 95))
+    head = np.zeros(grid.shape)
+    head[(distance > 0) & (distance <= 3)] = 0.3 * wm_level
+    head[(distance > 3) & (distance <= 9)] = 0.08 * wm_level
+    head[(distance > 9) & (distance <= 15)] = 1.05 * wm_level
+    head = ndimage.gaussian_filter(head, 1.0 / vox)
+    image = np.where(brain_mask, brain, head)
+    bias = ndimage.gaussian_filter(rng.standard_normal(tuple(max(s // 8, 2) for s in grid.shape)),
+                                   1.5)
+    bias = ndimage.zoom(bias / (bias.std() or 1.0), np.array(grid.shape) /
+                        np.array(bias.shape), order=1)[tuple(slice(0, s) for s in grid.shape)]
+    image = image * np.exp(bias_fraction * bias)
+    sd = noise_fraction * wm_level
+    image = np.sqrt((image + rng.normal(0, sd, grid.shape)) ** 2 +
+                    rng.normal(0, sd, grid.shape) ** 2)
+    return (image * (1000.0 / wm_level)).astype(np.float32), brain_mask
