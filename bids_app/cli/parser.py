@@ -1,0 +1,54 @@
+"""The petbind command line (BIDS-Apps conventions). Only builds the parser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bids_app import __version__
+from bids_app.cli.common import Parser
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="petbind", description="petbind: BPND maps from dynamic PET (participant "
+               "level) and group statistics (group level). A BIDS-App.")
+    p.add_argument("bids_dir", type=Path, help="the BIDS dataset (read only)")
+    p.add_argument("output_dir", type=Path, help="where derivatives go (not inside bids_dir)")
+    p.add_argument("analysis_level", choices=["participant", "group"])
+    p.add_argument("--version", action="version", version=f"petbind {__version__}")
+    sel = p.add_argument_group("selecting data")
+    sel.add_argument("--participant-label", "--participant_label", nargs="+", default=[],
+                     metavar="LABEL", help="participants to process, with or without 'sub-'")
+    sel.add_argument("--session-label", nargs="+", default=[], metavar="LABEL",
+                     help="sessions to process, with or without 'ses-'")
+    sel.add_argument("--tracer", nargs="+", default=[], metavar="LABEL",
+                     help="trc- labels to process")
+    sel.add_argument("--bids-filter-file", type=Path, metavar="FILE",
+                     help="JSON with pybids filters for 'pet' and 't1w' queries")
+    sel.add_argument("--skip-bids-validation", action="store_true",
+                     help="do not run bids-validator-deno on the input")
+    perf = p.add_argument_group("resources")
+    perf.add_argument("--nprocs", "--n-cpus", type=int, default=1,
+                      help="processes nipype may run at once (default 1)")
+    perf.add_argument("--omp-nthreads", type=int, default=1,
+                      help="threads per process (ANTs, BLAS; default 1)")
+    perf.add_argument("--mem", type=float, metavar="GB", help="memory limit for the scheduler")
+    perf.add_argument("-w", "--work-dir", type=Path, metavar="DIR",
+                      help="nipype work directory; reuse it to resume (default: "
+                      "OUTPUT_DIR/../petbind_work)")
+    perf.add_argument("--plugin", default="MultiProc",
+                      help="nipype plugin: Linear, MultiProc, SLURM, SGE, PBS, ... (default "
+                      "MultiProc)")
+    perf.add_argument("--plugin-args", default="{}", metavar="JSON",
+                      help="plugin arguments as JSON, e.g. '{\"sbatch_args\": \"-t 2:00:00\"}'")
+    perf.add_argument("--stop-on-first-crash", action="store_true")
+    opts = p.add_argument_group("processing")
+    opts.add_argument("--config-file", type=Path, metavar="FILE",
+                      help="JSON: tracers (reference_region, theta3_range, radionuclide), "
+                      "smoothing_fwhm, n_bases")
+    opts.add_argument("--smoothing-fwhm", type=float, metavar="MM",
+                      help="FWHM of the smoothing of MNI maps (default 8 mm: desc-sm8)")
+    opts.add_argument("--seed", type=int, default=0, help="seed of randomised steps")
+    out = p.add_argument_group("messages")
+    out.add_argument("-v", "--verbose", action="count", default=0)
+    out.add_argument("-q", "--quiet", action="store_true")
+    return p

@@ -1,0 +1,198 @@
+"""petbind: validate the request, build the graph and run it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from bids_app import __version__
+from bids_app.cli.common import run_cli
+from bids_app.cli.parser import build_parser
+from bids_app.config import Settings, read_config_file
+from bids_app.errors import (EX_CANTCREAT, EX_DATAERR, EX_FAILURE, EX_NOINPUT, EX_USAGE,
+                             PetbindError)
+
+
+def inside(child: Path, parent: Path) -> bool:
+    child, parent = child.resolve(), parent.resolve()
+    return child == parent or parent in child.parents
+
+
+def settings_from_args(args) -> Settings:
+    bids_dir = args.bids_dir.resolve()
+    output_dir = args.output_dir.resolve()
+    if inside(output_dir, bids_dir):
+        raise PetbindError(f"{args.output_dir}: the output directory is (inside) the input "
+                           "dataset; choose one outside it, e.g. "
+                           f"{bids_dir.parent / 'derivatives' / 'petbind'}", EX_USAGE)
+    work_dir = (args.work_dir or output_dir.parent / "petbind_work").resolve()
+    if inside(work_dir, bids_dir):
+        raise PetbindError(f"{work_dir}: the work directory is inside the input dataset; "
+                           "choose -w outside it", EX_USAGE)
+    filters = {}
+    if args.bids_filter_file:
+        if not args.bids_filter_file.is_file():
+            raise PetbindError(f"{args.bids_filter_file}: no such filter file", EX_NOINPUT)
+        try:
+            filters = json.loads(args.bids_filter_file.read_text())
+        except json.JSONDecodeError as err:
+            raise PetbindError(f"{args.bids_filter_file}: not valid JSON ({err.msg})",
+                               EX_DATAERR) from None
+    try:
+        plugin_args = json.loads(args.plugin_args)
+    except json.JSONDecodeError:
+        raise PetbindError("--plugin-args must be JSON, e.g. '{\"n_procs\": 4}'",
+                           EX_USAGE) from None
+    config = read_config_file(args.config_file) if args.config_file else {}
+    settings = Settings(
+        bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
+        analysis_level=args.analysis_level, participant_labels=args.participant_label,
+        session_labels=args.session_label, tracers=args.tracer, bids_filters=filters,
+        nprocs=max(1, args.nprocs), omp_nthreads=max(1, args.omp_nthreads), mem_gb=args.mem,
+        skip_bids_validation=args.skip_bids_validation,
+        stop_on_first_crash=args.stop_on_first_crash, plugin=args.plugin,
+        plugin_args=plugin_args, seed=args.seed,
+        smoothing_fwhm_mm=args.smoothing_fwhm if args.smoothing_fwhm is not None else
+        float(config.get("smoothing_fwhm", 8.0)),
+        n_bases=int(config.get("n_bases", 300)),
+        verbosity=-1 if args.quiet else args.verbose,
+        tracer_overrides={k.lower(): v for k, v in config.get("tracers", {}).items()})
+    return settings
+
+
+def set_threads(n: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
+        os.environ[var] = str(n)
+    os.environ.setdefault("NIPYPE_NO_ET", "1")
+
+
+def say(settings: Settings, message: str, level: int = 0) -> None:
+    if settings.verbosity >= level:
+        print(f"petbind: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    set_threads(settings.omp_nthreads)
+    if args.analysis_level == "group":
+        from bids_app.group import run_group
+        return run_group(settings, args)
+    return run_participant(settings)
+
+
+def run_participant(settings: Settings) -> int:
+    from bids_app.bids import check_dataset, check_scan, find_scans, validate_or_fail
+    from bids_app.derivatives import init_output_dataset
+
+    check_dataset(settings.bids_dir)
+    if not settings.skip_bids_validation:
+        say(settings, "validating the input with bids-validator-deno")
+        validate_or_fail(settings.bids_dir)
+    scans = find_scans(settings)
+    for scan in scans:
+        check_scan(scan, settings)
+    say(settings, f"{len(scans)} scan(s) to process: " + ", ".join(s.name for s in scans))
+    try:
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        init_output_dataset(settings.output_dir, settings.bids_dir)
+        (settings.work_dir / "petbind_config.json").write_text(settings.to_json())
+    except OSError as err:
+        raise PetbindError(f"{err.filename}: cannot write ({err.strerror}); choose a writable "
+                           "output/work directory", EX_CANTCREAT) from None
+    return execute(settings, scans)
+
+
+def configure_nipype(settings: Settings, crash_dir: Path) -> None:
+    from nipype import config, logging as nlogging
+
+    config.update_config({
+        "execution": {"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
+                      "stop_on_first_crash": settings.stop_on_first_crash,
+                      "remove_unnecessary_outputs": False, "hash_method": "content",
+                      "check_version": False},
+        "monitoring": {"enabled": False}})
+    level = {-1: "ERROR", 0: "WARNING", 1: "INFO"}.get(min(settings.verbosity, 1), "INFO")
+    config.update_config({"logging": {"workflow_level": level, "interface_level": level}})
+    nlogging.update_logging(config)
+
+
+def execute(settings: Settings, scans) -> int:
+    from workflows.base import init_petbind_wf
+
+    crash_dir = settings.output_dir / "logs"
+    crash_dir.mkdir(parents=True, exist_ok=True)
+    configure_nipype(settings, crash_dir)
+    before = set(crash_dir.glob("crash-*"))
+    workflow = init_petbind_wf(scans, settings)
+    plugin_args = dict(settings.plugin_args)
+    if settings.plugin == "MultiProc":
+        plugin_args.setdefault("n_procs", settings.nprocs)
+        if settings.mem_gb:
+            plugin_args.setdefault("memory_gb", settings.mem_gb)
+    n_nodes = len(workflow._get_all_nodes())
+    say(settings, f"running {n_nodes} nodes with the {settings.plugin} plugin; work dir "
+        f"{settings.work_dir}")
+    start = time.time()
+    failed_run = None
+    if settings.verbosity >= 0:
+        logging.getLogger("nipype.workflow").addHandler(ProgressHandler(n_nodes, settings))
+    try:
+        workflow.run(plugin=settings.plugin, plugin_args=plugin_args)
+    except Exception as err:  # nipype raises RuntimeError when nodes crashed
+        failed_run = err
+    crashes = sorted(set(crash_dir.glob("crash-*")) - before)
+    return summarise(settings, scans, crashes, failed_run, time.time() - start)
+
+
+class ProgressHandler(logging.Handler):
+    """Turns nipype's 'Finished' messages into a progress count on the console."""
+
+    def __init__(self, total: int, settings: Settings) -> None:
+        super().__init__(logging.INFO)
+        self.total, self.done, self.settings = total, 0, settings
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "[Node] Finished" in message or "[Job" in message and "finished" in message:
+            self.done += 1
+            node = message.split('"')[1] if '"' in message else message
+            say(self.settings, f"[{min(self.done, self.total)}/{self.total}] {node}")
+
+
+def summarise(settings: Settings, scans, crashes, failed_run, seconds: float) -> int:
+    from bids_app.derivatives import scan_dir
+
+    ok, bad = [], []
+    for scan in scans:
+        out = scan_dir(settings.output_dir, scan.subject, scan.session, "pet")
+        done = (out / f"{scan.name}_space-MNI152NLin2009cAsym_model-SRTM_meas-BPND_mimap"
+                ".nii.gz").exists() and (settings.output_dir / f"{scan.name}.html").exists()
+        mine = [c for c in crashes if scan.ident in c.name or f"sub{scan.subject}" in c.name]
+        (bad if (not done or (mine and failed_run)) else ok).append((scan, mine))
+    say(settings, f"finished in {seconds / 60:.1f} min: {len(ok)} scan(s) succeeded, "
+        f"{len(bad)} failed", level=-1 if bad else 0)
+    for scan, _ in ok:
+        say(settings, f"  ok      {scan.name} (report: {settings.output_dir / (scan.name + '.html')})")
+    for scan, mine in bad:
+        where = ", ".join(str(c) for c in mine) or f"see {settings.output_dir / 'logs'}"
+        say(settings, f"  FAILED  {scan.name} (crash file: {where})", level=-1)
+    if failed_run is not None and not bad:
+        say(settings, f"  nipype reported: {failed_run}", level=-1)
+        return EX_FAILURE
+    return EX_FAILURE if bad else 0
+
+
+def entry() -> None:
+    sys.exit(run_cli("petbind", main))
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,154 @@
+"""Per-scan HTML report: motion, coregistration, reference region, TACs with fits, BPND map,
+warnings and a methods paragraph. Figures are PNG files beside the report."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bids_app import __version__  # noqa: E402
+from bids_app.bids_io import write_text  # noqa: E402
+from workflows.hmc import motion_qc  # noqa: E402
+from workflows.kinetics.frames import FrameTiming  # noqa: E402
+from workflows.kinetics.srtm_bfm import srtm_model  # noqa: E402
+from workflows.atlas import SEED_ROIS  # noqa: E402
+
+BOUND_FRACTION_WARNING = 0.1
+
+
+def _slices(volume: np.ndarray) -> list[np.ndarray]:
+    c = [s // 2 for s in volume.shape[:3]]
+    return [np.rot90(volume[c[0]]), np.rot90(volume[:, c[1]]), np.rot90(volume[:, :, c[2]])]
+
+
+def _save(fig, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return path.name
+
+
+def motion_figure(motion_tsv: str, sidecar: dict, path: Path) -> str:
+    table = pd.read_csv(motion_tsv, sep="\t")
+    t = FrameTiming.from_sidecar(sidecar).mid_min
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3))
+    for c in ("trans_x", "trans_y", "trans_z"):
+        ax[0].plot(t, table[c], marker="o", label=c)
+    ax[0].axhspan(-1, 1, color="0.9")
+    ax[0].set(xlabel="time (min)", ylabel="mm", title="translation")
+    for c in ("rot_x", "rot_y", "rot_z"):
+        ax[1].plot(t, table[c], marker="o", label=c)
+    ax[1].axhspan(-0.05, 0.05, color="0.9")
+    ax[1].set(xlabel="time (min)", ylabel="rad", title="rotation")
+    ax[0].legend(fontsize=7)
+    ax[1].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def overlay_figure(background: str, overlay: str, path: Path, title: str,
+                   contour: bool = False) -> str:
+    bg = np.asarray(nib.load(background).dataobj, dtype=float)
+    ov = np.asarray(nib.load(overlay).dataobj, dtype=float)
+    if ov.ndim == 4:
+        ov = ov.mean(axis=3)
+    fig, ax = plt.subplots(1, 3, figsize=(10, 3.5))
+    for a, b, o in zip(ax, _slices(bg), _slices(ov)):
+        a.imshow(b, cmap="gray")
+        if contour:
+            a.contour(o > 0.5, levels=[0.5], colors="r", linewidths=0.8)
+        else:
+            a.imshow(np.ma.masked_less_equal(o, np.percentile(o[o > 0], 30) if np.any(o > 0)
+                                             else 0), cmap="hot", alpha=0.45)
+        a.axis("off")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def tac_figure(tacs_tsv: str, kinpar_tsv: str, reference: str, path: Path) -> str:
+    tacs = pd.read_csv(tacs_tsv, sep="\t")
+    kin = pd.read_csv(kinpar_tsv, sep="\t").set_index("region")
+    start = tacs["frame_start"].to_numpy()
+    timing = FrameTiming(start, tacs["frame_end"].to_numpy() - start)
+    ref = tacs[reference].to_numpy()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(timing.mid_min, ref, "k.-", label=f"{reference} (reference)")
+    for region in [r for r in SEED_ROIS if r in kin.index][:6]:
+        row = kin.loc[region]
+        line, = ax.plot(timing.mid_min, tacs[region], "o", ms=3)
+        if np.isfinite(row["BPND"]):
+            ax.plot(timing.mid_min, srtm_model(timing, ref, row["R1"], row["k2"], row["BPND"]),
+                    "-", color=line.get_color(), label=f"{region} BPND {row['BPND']:.2f}")
+    ax.set(xlabel="time (min)", ylabel="activity (decay-corrected)", title="TACs and SRTM fits")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def map_figure(bpnd_mni: str, path: Path) -> str:
+    data = np.asarray(nib.load(bpnd_mni).dataobj, dtype=float)
+    fig, ax = plt.subplots(1, 3, figsize=(10, 3.5))
+    vmax = np.percentile(data[data > 0], 99) if np.any(data > 0) else 1
+    for a, s in zip(ax, _slices(data)):
+        im = a.imshow(s, cmap="magma", vmin=0, vmax=vmax)
+        a.axis("off")
+    fig.colorbar(im, ax=ax, shrink=0.7, label="BPND")
+    fig.suptitle("BPND in MNI152NLin2009cAsym")
+    return _save(fig, path)
+
+
+def scan_warnings(motion_tsv: str, kinpar_tsv: str, fit_info: dict) -> list[str]:
+    out = motion_qc(motion_tsv)
+    kin = pd.read_csv(kinpar_tsv, sep="\t")
+    for _, row in kin[kin["on_bound"].astype(bool)].iterrows():
+        out.append(f"regional SRTM for {row['region']}: {row['warnings']}")
+    frac = fit_info.get("FractionOfVoxelsOnTheta3Bound", 0.0)
+    if frac > BOUND_FRACTION_WARNING:
+        out.append(f"{frac:.0%} of voxels have their best theta3 on the edge of the range "
+                   f"{fit_info.get('Theta3RangePerMin')}: widen it in --config-file")
+    return out
+
+
+def scan_report(output_dir, scan_name, subject, session, reference_region, methods, motion_tsv,
+                petref, petref_t1w, t1w, sidecar, reference_mask, tacs, kinpar, fit_info,
+                bpnd_mni) -> str:
+    out = Path(output_dir)
+    figdir = out / "figures" / f"sub-{subject}"
+    meta = json.loads(Path(sidecar).read_text())
+    info = json.loads(Path(fit_info).read_text())
+    figs = {
+        "Head motion": motion_figure(motion_tsv, meta, figdir / f"{scan_name}_motion.png"),
+        "PET on T1w (coregistration)": overlay_figure(t1w, petref_t1w, figdir /
+                                                      f"{scan_name}_coreg.png", "PET on T1w"),
+        f"Reference region ({reference_region}) on the mean PET": overlay_figure(
+            petref, reference_mask, figdir / f"{scan_name}_reference.png", "reference region",
+            contour=True),
+        "TACs and regional SRTM fits": tac_figure(tacs, kinpar, reference_region,
+                                                  figdir / f"{scan_name}_tacs.png"),
+        "BPND map": map_figure(bpnd_mni, figdir / f"{scan_name}_bpnd.png"),
+    }
+    warnings = scan_warnings(motion_tsv, kinpar, info)
+    kin = pd.read_csv(kinpar, sep="\t")
+    parts = [f"<h1>petbind {__version__}: {html.escape(scan_name)}</h1>",
+             "<h2>Warnings</h2>",
+             "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>"
+             if warnings else "<p>None.</p>"]
+    for title, name in figs.items():
+        parts.append(f"<h2>{html.escape(title)}</h2><img src='figures/sub-{subject}/{name}'>")
+    parts.append("<h2>Regional SRTM</h2>" + kin.to_html(index=False, float_format="%.3f"))
+    parts.append(f"<h2>Methods</h2><p>{html.escape(methods)}</p>")
+    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + html.escape(scan_name) +
+            "</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+            "img{max-width:100%}table{border-collapse:collapse;font-size:12px}"
+            "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>" +
+            "\n".join(parts) + "</body></html>")
+    path = out / f"{scan_name}.html"
+    write_text(path, page)
+    return str(path)

