@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export NIPYPE_NO_ET := 1
 
-.PHONY: demo test bench lock clean
+.PHONY: demo test bench bench-participant lock clean
 
 $(BIN)/.petbind-installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ test: $(BIN)/.petbind-installed
 
 bench: $(BIN)/.petbind-installed
 	$(BIN)/python benchmarks/run.py
+
+bench-participant: $(BIN)/.petbind-installed
+	$(BIN)/python benchmarks/participant.py
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

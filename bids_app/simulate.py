@@ -26,8 +26,8 @@ from workflows.kinetics.compartments import FengInput
 from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
 from workflows.simulation.anatomy import (SubjectWarp, native_grid_around, random_warp,
                                           sample_image, synthesize_t1w)
-from workflows.simulation.pet import (KineticSettings, random_motion, scan_pet, tac_tables,
-                                      voxel_tacs)
+from workflows.simulation.pet import (KineticSettings, pose_centre, random_motion, scan_pet,
+                                      tac_tables, voxel_tacs)
 from workflows.simulation.receptors import (PATTERNS, bpnd_map, subject_regional_bpnd,
                                             tissue_class_of_labels)
 
@@ -296,6 +296,11 @@ def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str, ses
                 anatomy.pet_grid.affine, dtype=np.uint8)
     write_tsv(truth_dir / f"{name}_desc-truth_motion.tsv", pd.DataFrame(
         motion, columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]))
+    write_json(truth_dir / f"{name}_desc-truth_motion.json", {
+        "Description": "head pose per frame: x -> R (x - c) + c + t, R = Rz Ry Rx, RAS mm; "
+        "the frame shows the head moved by this pose relative to frame 0",
+        "RotationCentreMm": pose_centre(anatomy.fine).tolist(),
+        "trans_x": {"Units": "mm"}, "rot_x": {"Units": "rad"}})
 
 
 def write_fast_derivatives(cfg: SimulationConfig, root: Path, sub: str, ses: str | None,

@@ -13,7 +13,7 @@ import pytest
 from bids_app.cli import fit as fit_cli
 from bids_app.cli import tacs as tacs_cli
 from bids_app.cli.common import run_cli
-from conftest import K1_REF, K2_REF, reference_parameters
+from conftest import K1_REF, K2_REF
 from workflows.kinetics.compartments import TissueParameters, simulate_frames
 from workflows.kinetics.frames import decay_uncorrect
 

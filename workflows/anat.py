@@ -3,7 +3,6 @@ normalisation to MNI152NLin2009cAsym with SyN."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nibabel as nib
@@ -11,7 +10,7 @@ import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from workflows.atlas import load_template, template_path
+from workflows.atlas import template_path
 
 
 def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0) -> tuple[str, str, str]:

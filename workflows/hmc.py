@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 from nipype.interfaces import utility as niu
@@ -82,7 +81,7 @@ def motion_correct(pet: str, sidecar: str, out_dir: str, ref_start_s: float = 12
     for pass_ in range(2):
         for i in late:
             moving = ants.smooth_image(frames[i], smooth_fwhm_mm, sigma_in_physical_coordinates=True, FWHM=True)
-            reg = ants.registration(fixed=reference, moving=moving, type_of_transform="QuickRigid",
+            reg = ants.registration(fixed=reference, moving=moving, type_of_transform="Rigid",
                                     aff_metric="mattes",
                                     outprefix=str(out / f"hmc_pass{pass_}_frame{i:03d}_"))
             transforms[i] = reg["fwdtransforms"][0]

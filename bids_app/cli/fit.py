@@ -17,20 +17,12 @@ import nibabel as nib
 import numpy as np
 
 from bids_app import __version__
-from bids_app.cli.common import (Parser, add_kinetic_options, finite_or_fail, run_cli,
-                                 theta3_range)
+from bids_app.cli.common import Parser, add_kinetic_options, run_cli, theta3_range
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, PetbindError
 from bids_app.tracers import canonical_tracer_name, TRACERS
-from workflows.kinetics.frames import FrameTiming, to_decay_corrected
-from workflows.kinetics.srtm_bfm import fit_srtm_bfm, make_basis_set
-from workflows.kinetics.weights import WEIGHT_SCHEMES, frame_weights
-
-MAPS = {  # meas label -> (SRTMResult attribute, units, description)
-    "BPND": ("bpnd", "unitless", "non-displaceable binding potential"),
-    "R1": ("r1", "unitless", "relative delivery K1/K1'"),
-    "k2": ("k2_per_min", "1/min", "efflux rate constant of the target region"),
-}
-
+from workflows.kinetics.frames import FrameTiming
+from workflows.kinetics.weights import WEIGHT_SCHEMES
+from workflows.voxelwise import EmptyReferenceError, fit_image, write_maps
 
 def build_parser() -> Parser:
     p = Parser(prog="petbind-fit", description="Voxelwise SRTM by basis functions on a 4D PET "
@@ -92,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except json.JSONDecodeError as err:
         raise PetbindError(f"{sidecar_path}: not valid JSON ({err.msg} at line {err.lineno})",
                            EX_DATAERR) from None
-    timing = FrameTiming.from_sidecar(sidecar, n_frames=pet.shape[3])
+    FrameTiming.from_sidecar(sidecar, n_frames=pet.shape[3])  # timing errors before any work
     if not args.tracer and not args.theta3_range and sidecar.get("TracerName"):
         if canonical_tracer_name(sidecar["TracerName"]) in TRACERS:
             args.tracer = sidecar["TracerName"]
@@ -105,45 +97,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         mean = data.mean(axis=3)
         brain = mean > 0.1 * np.percentile(mean[mean > 0], 99) if np.any(mean > 0) else mean > 0
-    tacs = to_decay_corrected(data[brain].astype(np.float64), timing, sidecar)
-    reference = to_decay_corrected(data[reference_mask].astype(np.float64).mean(axis=0),
-                                   timing, sidecar)
-    finite_or_fail(reference, f"{args.pet}: the reference TAC")
-    if not np.any(reference > 0):
+    try:
+        fit = fit_image(data, sidecar, reference_mask, brain, k2a_range, args.n_bases,
+                        args.weights)
+    except EmptyReferenceError:
         raise PetbindError(f"{args.reference_mask}: the reference TAC is zero in every frame; "
-                           "check that the mask lies on the brain", EX_DATAERR)
-    tacs = np.nan_to_num(tacs, nan=0.0, posinf=0.0, neginf=0.0)
-    weights = frame_weights(args.weights, timing, tacs.mean(axis=0),
-                            sidecar.get("TracerRadionuclide"))
-    basis_set = make_basis_set(timing, reference, weights, k2a_range, args.n_bases)
-    result = fit_srtm_bfm(tacs, basis_set)
-
-    common = {
+                           "check that the mask lies on the brain", EX_DATAERR) from None
+    info = {
         "Model": "SRTM", "ModelMethod": "basis functions (Gunn et al. 1997), exact "
         "frame-integrated convolution, weighted least squares",
         "Theta3RangePerMin": list(k2a_range), "Theta3RangeSource": range_source,
         "NumberOfBases": args.n_bases, "Theta3Spacing": "log", "Weights": args.weights,
-        "FrameWeights": [round(float(w), 6) for w in weights],
+        "FrameWeights": [round(float(w), 6) for w in fit.weights],
         "ReferenceRegion": str(args.reference_mask), "NumberOfVoxels": int(brain.sum()),
-        "FractionOfVoxelsOnTheta3Bound": float(result.on_bound.mean()),
+        "FractionOfVoxelsOnTheta3Bound": float(fit.result.on_bound.mean()),
         "Sources": [str(args.pet), str(sidecar_path), str(args.reference_mask)]
         + ([str(args.brain_mask)] if args.brain_mask else []),
         "SoftwareName": "petbind", "SoftwareVersion": __version__,
     }
-    for meas, (attr, units, description) in MAPS.items():
-        volume = np.zeros(pet.shape[:3], dtype=np.float32)
-        volume[brain] = getattr(result, attr)
-        out = Path(f"{args.output_prefix}_model-SRTM_meas-{meas}_mimap.nii.gz")
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            img = nib.Nifti1Image(volume, pet.affine)
-            img.header.set_xyzt_units("mm")
-            nib.save(img, out)
-            out.with_name(out.name.removesuffix(".nii.gz") + ".json").write_text(json.dumps(
-                {**common, "Description": description, "Units": units}, indent=2) + "\n")
-        except OSError as err:
-            raise PetbindError(f"{out}: cannot write ({err.strerror}); choose a writable "
-                               "-o prefix", EX_CANTCREAT) from None
+    try:
+        write_maps(fit, pet.affine, str(args.output_prefix), info)
+    except OSError as err:
+        raise PetbindError(f"{err.filename}: cannot write ({err.strerror}); choose a writable "
+                           "-o prefix", EX_CANTCREAT) from None
     return 0
 
 

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from bids_app import __version__
 from bids_app.cli.common import run_cli
 from bids_app.cli.parser import build_parser
 from bids_app.config import Settings, read_config_file
@@ -119,9 +118,12 @@ def configure_nipype(settings: Settings, crash_dir: Path) -> None:
                       "remove_unnecessary_outputs": False, "hash_method": "content",
                       "check_version": False},
         "monitoring": {"enabled": False}})
-    level = {-1: "ERROR", 0: "WARNING", 1: "INFO"}.get(min(settings.verbosity, 1), "INFO")
-    config.update_config({"logging": {"workflow_level": level, "interface_level": level}})
+    config.update_config({"logging": {"workflow_level": "INFO", "interface_level": "WARNING"}})
     nlogging.update_logging(config)
+    # nipype's own console handler shows INFO only with -v; our progress handler counts nodes
+    console = logging.INFO if settings.verbosity >= 1 else logging.WARNING
+    for handler in logging.getLogger("nipype").handlers:
+        handler.setLevel(console)
 
 
 def execute(settings: Settings, scans) -> int:
@@ -161,10 +163,13 @@ class ProgressHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if "[Node] Finished" in message or "[Job" in message and "finished" in message:
+        if message.startswith("[Node] Finished") or message.startswith("[Node] Cached"):
             self.done += 1
             node = message.split('"')[1] if '"' in message else message
-            say(self.settings, f"[{min(self.done, self.total)}/{self.total}] {node}")
+            say(self.settings, f"[{min(self.done, self.total)}/{self.total}] done: {node}")
+        elif message.startswith("[Node] Executing") or message.startswith("[Node] Setting-up"):
+            if '"' in message and "Setting-up" in message:
+                say(self.settings, f"running: {message.split(chr(34))[1]}")
 
 
 def summarise(settings: Settings, scans, crashes, failed_run, seconds: float) -> int:

@@ -77,6 +77,11 @@ def random_motion(n_frames: int, motion_mm: float, rng: np.random.Generator,
     return params
 
 
+def pose_centre(fine: Grid) -> NDArray[np.float64]:
+    """The point head poses rotate about: the centre of the fine grid (world mm)."""
+    return fine.affine[:3, :3] @ (np.array(fine.shape) / 2) + fine.affine[:3, 3]
+
+
 def pose_matrix(params: NDArray[np.float64], centre_mm: NDArray[np.float64]) -> NDArray:
     """4x4 world transform of a head pose: rotation about ``centre_mm``, then translation."""
     rot = rotation_matrix(*params[3:6])
@@ -95,7 +100,7 @@ def scan_pet(activity: NDArray[np.float32], fine: Grid, pet: Grid, timing: Frame
     mean activity in the last frame."""
     fine_vox = float(abs(fine.affine[0, 0]))
     sigma = psf_fwhm_mm / 2.3548 / fine_vox
-    centre = fine.affine[:3, :3] @ (np.array(fine.shape) / 2) + fine.affine[:3, 3]
+    centre = pose_centre(fine)
     pet_points = pet.world_coordinates()
     to_fine = np.linalg.inv(fine.affine)
     out = np.zeros((*pet.shape, timing.n_frames), dtype=np.float32)
