@@ -1,0 +1,1 @@
+"""Group statistics: voxelwise GLM with permutation inference, and ROI ANOVA."""
