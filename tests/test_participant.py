@@ -189,7 +189,8 @@ def test_rerun_reuses_the_work_dir_and_gives_identical_outputs(dataset):
 
 
 @pytest.mark.parametrize("args,code,message", [
-    (["{ds}", "{ds}/derivatives/petbind", "participant"], 64, "inside) the input dataset"),
+    (["{ds}", "{ds}", "participant"], 64, "inside) the input dataset"),
+    (["{ds}", "{ds}/sub-01/out", "participant"], 64, "inside) the input dataset"),
     (["{ds}", "{tmp}/o", "participant", "--participant-label", "99"], 64, "99 not in the"),
     (["{tmp}/nope", "{tmp}/o", "participant"], 66, "no such directory"),
     (["{ds}", "{tmp}/o", "participant", "-w", "{ds}/work"], 64, "work directory is inside"),

@@ -160,3 +160,29 @@ def mni_grid(voxel_mm: float = 2.0) -> Grid:
     affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
     affine[:3, 3] = origin
     return Grid(shape, affine)
+
+
+def atlas_on_grid(grid: Grid) -> NDArray[np.int16]:
+    """Neuromorphometrics labels resampled (nearest neighbour) on a grid."""
+    from scipy import ndimage
+
+    atlas = load_atlas()
+    inv = np.linalg.inv(atlas.affine)
+    pts = grid.world_coordinates()
+    coords = (pts @ inv[:3, :3].T + inv[:3, 3]).T
+    data = np.asarray(atlas.dataobj).astype(np.int16)
+    return ndimage.map_coordinates(data, coords, order=0, mode="constant",
+                                   cval=0).reshape(grid.shape).astype(np.int16)
+
+
+def template_mask_on_grid(grid: Grid) -> NDArray[np.bool_]:
+    """MNI152NLin2009cAsym brain (template > 0) on a grid."""
+    from scipy import ndimage
+
+    template = load_template()
+    inv = np.linalg.inv(template.affine)
+    pts = grid.world_coordinates()
+    coords = (pts @ inv[:3, :3].T + inv[:3, 3]).T
+    data = np.asarray(template.dataobj, dtype=np.float32)
+    return ndimage.map_coordinates(data, coords, order=1, mode="constant",
+                                   cval=0).reshape(grid.shape) > 5

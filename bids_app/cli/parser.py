@@ -48,6 +48,23 @@ def build_parser() -> Parser:
     opts.add_argument("--smoothing-fwhm", type=float, metavar="MM",
                       help="FWHM of the smoothing of MNI maps (default 8 mm: desc-sm8)")
     opts.add_argument("--seed", type=int, default=0, help="seed of randomised steps")
+    grp = p.add_argument_group("group level")
+    grp.add_argument("--group-column", help="participants.tsv column of the groups (default: "
+                     "the single column participants.json describes with Levels, sex aside)")
+    grp.add_argument("--reference-group", help="level compared with all others pooled in the "
+                     "two-class analysis (default: the first level listed)")
+    grp.add_argument("--covariates", nargs="*", default=None, metavar="COLUMN",
+                     help="participants.tsv columns for the adjusted models (default: age and "
+                     "sex when present); categorical ones are dummy-coded")
+    grp.add_argument("--smoothing", default="sm8", metavar="DESC",
+                     help="which participant maps the voxelwise GLM uses: the desc- label "
+                     "(default sm8), or 'none' for the unsmoothed maps")
+    grp.add_argument("--cluster-threshold", type=float, default=0.001, metavar="P",
+                     help="cluster-forming threshold, uncorrected voxel p (default 0.001)")
+    grp.add_argument("--fdr-q", type=float, default=0.025, help="FDR level (default 0.025)")
+    grp.add_argument("--n-permutations", type=int, default=1000,
+                     help="permutations for cluster p-values (default 1000)")
+    grp.add_argument("--roi-atlas", default="neuromorphometrics", choices=["neuromorphometrics"])
     out = p.add_argument_group("messages")
     out.add_argument("-v", "--verbose", action="count", default=0)
     out.add_argument("-q", "--quiet", action="store_true")

@@ -25,11 +25,14 @@ def inside(child: Path, parent: Path) -> bool:
 def settings_from_args(args) -> Settings:
     bids_dir = args.bids_dir.resolve()
     output_dir = args.output_dir.resolve()
-    if inside(output_dir, bids_dir):
+    # BIDS sets bids_dir/derivatives/ aside for derivatives; anywhere else inside is refused
+    if inside(output_dir, bids_dir) and not inside(output_dir, bids_dir / "derivatives"):
         raise PetbindError(f"{args.output_dir}: the output directory is (inside) the input "
-                           "dataset; choose one outside it, e.g. "
-                           f"{bids_dir.parent / 'derivatives' / 'petbind'}", EX_USAGE)
-    work_dir = (args.work_dir or output_dir.parent / "petbind_work").resolve()
+                           "dataset; choose one outside it, or under its derivatives/ folder, "
+                           f"e.g. {bids_dir / 'derivatives' / 'petbind'}", EX_USAGE)
+    default_work = (bids_dir.parent / f"{bids_dir.name}_petbind_work"
+                    if inside(output_dir, bids_dir) else output_dir.parent / "petbind_work")
+    work_dir = (args.work_dir or default_work).resolve()
     if inside(work_dir, bids_dir):
         raise PetbindError(f"{work_dir}: the work directory is inside the input dataset; "
                            "choose -w outside it", EX_USAGE)

@@ -102,6 +102,47 @@ class Inference:
     df: tuple[int, int]
 
 
+class _FastGLM:
+    """The GLM statistic for many permutations of Freedman-Lane residuals without copying the
+    data: with X = Q R and the nuisance fit Z g, every quantity needed is a small matrix (rows
+    permuted) times the residuals."""
+
+    def __init__(self, x: NDArray, y: NDArray, contrast: Contrast, nuisance: list[int]) -> None:
+        self.q, r = np.linalg.qr(x)
+        self.contrast = contrast
+        c = np.atleast_2d(contrast.weights)
+        self.c_rinv = c @ np.linalg.pinv(r)                   # C R^-1: beta contrast from Q'y
+        self.middle = np.linalg.pinv(self.c_rinv @ self.c_rinv.T)
+        self.rank = np.linalg.matrix_rank(c)
+        self.dof = x.shape[0] - np.linalg.matrix_rank(x)
+        z = x[:, nuisance] if nuisance else np.zeros((x.shape[0], 0))
+        if z.shape[1]:
+            qz, _ = np.linalg.qr(z)
+            self.fitted_coef = qz.T @ y                       # (m, V)
+            self.qz = qz
+            self.resid = y - qz @ self.fitted_coef
+        else:
+            self.fitted_coef = np.zeros((0, y.shape[1]))
+            self.qz = np.zeros((x.shape[0], 0))
+            self.resid = y
+        self.ss_fitted = np.einsum("iv,iv->v", self.fitted_coef, self.fitted_coef)
+        self.ss_resid = np.einsum("iv,iv->v", self.resid, self.resid)
+        self.q_fit = self.q.T @ (self.qz @ self.fitted_coef)  # Q' (fitted part), (k, V)
+
+    def __call__(self, perm: NDArray | None) -> NDArray:
+        rows = slice(None) if perm is None else np.argsort(perm)
+        # y_perm = fitted + resid[perm]; M' resid[perm] = (M[perm^-1])' resid
+        q_y = self.q_fit + self.q[rows].T @ self.resid
+        cross = np.einsum("mv,mv->v", self.fitted_coef, self.qz[rows].T @ self.resid)
+        total = self.ss_fitted + self.ss_resid + 2 * cross
+        rss = np.maximum(total - np.einsum("kv,kv->v", q_y, q_y), 1e-30)
+        sigma2 = rss / self.dof
+        cb = self.c_rinv @ q_y                                # (m, V)
+        if not self.contrast.is_f:
+            return cb[0] / np.sqrt(self.middle[0, 0] ** -1 * sigma2)
+        return np.einsum("iv,ij,jv->v", cb, self.middle, cb) / self.rank / sigma2
+
+
 def permutation_inference(x: NDArray, y: NDArray, mask: NDArray[np.bool_], contrast: Contrast,
                           nuisance: list[int], n_permutations: int = 1000,
                           cluster_p: float = 0.001, q: float = 0.025,
@@ -116,19 +157,12 @@ def permutation_inference(x: NDArray, y: NDArray, mask: NDArray[np.bool_], contr
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
 
     rng = np.random.default_rng(seed)
-    xz = x[:, nuisance] if nuisance else np.zeros((x.shape[0], 0))
-    if xz.shape[1]:
-        hz = xz @ np.linalg.pinv(xz)
-        fitted, resid = hz @ y, y - hz @ y
-    else:
-        fitted, resid = np.zeros_like(y), y
+    fast = _FastGLM(x, y, contrast, nuisance)
     null_sizes: list[int] = []
     max_sizes = np.zeros(n_permutations)
     max_stats = np.zeros(n_permutations)
     for i in range(n_permutations):
-        perm = rng.permutation(x.shape[0])
-        y_perm = fitted + resid[perm]
-        s, *_ = statistic(x, y_perm, contrast)
+        s = fast(rng.permutation(x.shape[0]))
         max_stats[i] = s.max()
         lab, k = clusters(mask, s > threshold)
         if k:
@@ -141,8 +175,9 @@ def permutation_inference(x: NDArray, y: NDArray, mask: NDArray[np.bool_], contr
                       (1 + null.size) for s in sizes])
     p_fwe = np.array([(1 + np.sum(max_sizes >= s)) / (1 + n_permutations) for s in sizes])
     significant, q_values = bh_fdr(p_unc, q)
-    voxel_fwe = (1 + (max_stats[None, :] >= stat[:, None]).sum(axis=1)) / (1 + n_permutations) \
-        if stat.size * n_permutations <= 5e8 else np.full(stat.size, np.nan)
+    max_sorted = np.sort(max_stats)
+    voxel_fwe = (1 + max_sorted.size - np.searchsorted(max_sorted, stat, side="left")) / (
+        1 + n_permutations)
     voxel_sig, _ = bh_fdr(p, q)
     return Inference(stat, effect, p, z_from_p(p), labels, sizes, p_unc, q_values, p_fwe,
                      significant, voxel_fwe, voxel_sig, threshold, (df1, dof))
