@@ -209,8 +209,8 @@ def run_tracer(settings, args, tracer, participants, group, levels, reference, c
     write_tsv(group_dir / f"{prefix}_desc-roi_stats.tsv", stats_table)
     if not tukey.empty:
         write_tsv(group_dir / f"{prefix}_desc-roi_tukey.tsv", tukey)
-    write_tsv(group_dir / f"{prefix}_desc-leftout_participants.tsv",
-              pd.DataFrame(left_out, columns=["participant_id", "reason"]))
+    left = pd.DataFrame(left_out, columns=["participant_id", "reason"])
+    write_tsv(group_dir / f"{prefix}_desc-leftout_participants.tsv", left)
     write_json(group_dir / f"{prefix}_desc-settings.json", {
         "GroupColumn": group, "Levels": levels, "ReferenceGroup": reference,
         "Covariates": covariates, "Smoothing": desc or "none",
@@ -219,6 +219,9 @@ def run_tracer(settings, args, tracer, participants, group, levels, reference, c
         "Inference": "cluster-level FDR (Benjamini-Hochberg over nonparametric uncorrected "
         "cluster p-values from Freedman-Lane permutations), as SPM's topological FDR but with "
         "permutation instead of random-field cluster p-values"})
+    from bids_app.group_report import group_report
+    report = group_report(group_dir, tracer, group, left)
+    say(settings, f"trc-{tracer}: report {report}")
 
 
 def write_contrast(group_dir, prefix, contrast, inf, mask, grid, labels) -> None:

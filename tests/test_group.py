@@ -63,6 +63,7 @@ def test_outputs_are_named_as_nilearn_and_fitlins_do(planted):
     for kind in ("t", "z", "p", "effect"):
         assert (planted / f"{base}_stat-{kind}_statmap.nii.gz").is_file()
     assert (planted / "trc-carfentanil_contrast-groupF_stat-F_statmap.nii.gz").is_file()
+    assert (planted / "trc-carfentanil_report.html").is_file()
     tukey = pd.read_csv(planted / "trc-carfentanil_desc-roi_tukey.tsv", sep="\t")
     assert set(tukey["group1"]) | set(tukey["group2"]) == {"secure", "avoidant", "ambivalent"}
 

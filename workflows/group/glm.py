@@ -129,6 +129,13 @@ class _FastGLM:
         self.ss_resid = np.einsum("iv,iv->v", self.resid, self.resid)
         self.q_fit = self.q.T @ (self.qz @ self.fitted_coef)  # Q' (fitted part), (k, V)
 
+    def as_float32(self) -> "_FastGLM":
+        """Single precision for the permutation loop (null distributions only): halves the
+        memory traffic; statistics agree to about 1e-6 relative."""
+        for name in ("q", "qz", "resid", "fitted_coef", "q_fit", "ss_fitted", "ss_resid"):
+            setattr(self, name, getattr(self, name).astype(np.float32))
+        return self
+
     def __call__(self, perm: NDArray | None) -> NDArray:
         rows = slice(None) if perm is None else np.argsort(perm)
         # y_perm = fitted + resid[perm]; M' resid[perm] = (M[perm^-1])' resid
@@ -157,14 +164,18 @@ def permutation_inference(x: NDArray, y: NDArray, mask: NDArray[np.bool_], contr
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
 
     rng = np.random.default_rng(seed)
-    fast = _FastGLM(x, y, contrast, nuisance)
+    fast = _FastGLM(x, y, contrast, nuisance).as_float32()
+    # label null clusters inside the mask's bounding box only (same clusters, less work)
+    corner = np.argwhere(mask)
+    box = tuple(slice(a, b + 1) for a, b in zip(corner.min(axis=0), corner.max(axis=0)))
+    mask_box = mask[box]
     null_sizes: list[int] = []
     max_sizes = np.zeros(n_permutations)
     max_stats = np.zeros(n_permutations)
     for i in range(n_permutations):
         s = fast(rng.permutation(x.shape[0]))
         max_stats[i] = s.max()
-        lab, k = clusters(mask, s > threshold)
+        lab, k = clusters(mask_box, s > threshold)
         if k:
             sz = np.bincount(lab.ravel(), minlength=k + 1)[1:]
             null_sizes.extend(sz.tolist())

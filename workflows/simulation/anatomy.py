@@ -47,7 +47,7 @@ class SubjectWarp:
 
 
 def random_warp(rng: np.random.Generator, mni_box: tuple[NDArray, NDArray],
-                warp_mm: float = 3.0, spacing_mm: float = 20.0) -> SubjectWarp:
+                warp_mm: float = 2.0, spacing_mm: float = 40.0) -> SubjectWarp:
     """A random head: size (scaling 0.92-1.08 per axis), orientation (up to 8 degrees per axis),
     position (up to 15 mm, plus an arbitrary scanner offset), and a smooth displacement of about
     ``warp_mm`` (SD) on control points every ``spacing_mm``."""

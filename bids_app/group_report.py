@@ -1,0 +1,113 @@
+"""Group HTML report: mean BPND map (the seed paper's Figure 1), cluster-FDR thresholded maps on a
+glass brain (Figure 2), ROI values of every participant by group (Figure 3), the tables, the
+design matrix and who was left out."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bids_app import __version__  # noqa: E402
+from bids_app.bids_io import write_text  # noqa: E402
+from workflows.atlas import SEED_ROIS  # noqa: E402
+
+
+def _save(fig, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return path.name
+
+
+def mean_map_figure(mean_map: Path, path: Path) -> str:
+    from nilearn import plotting
+
+    display = plotting.plot_stat_map(str(mean_map), display_mode="z",
+                                     cut_coords=[-20, -10, 0, 10, 20, 40], cmap="magma",
+                                     colorbar=True, title="mean BPND", black_bg=False,
+                                     symmetric_cbar=False, vmin=0)
+    display.savefig(str(path), dpi=80)
+    display.close()
+    return path.name
+
+
+def glass_figure(stat_map: Path, path: Path, title: str) -> str:
+    from nilearn import plotting
+
+    display = plotting.plot_glass_brain(str(stat_map), colorbar=True, title=title,
+                                        plot_abs=False)
+    display.savefig(str(path), dpi=80)
+    display.close()
+    return path.name
+
+
+def roi_figure(roi_table: pd.DataFrame, group: str, path: Path) -> str:
+    regions = [r for r in SEED_ROIS if r in roi_table.columns]
+    levels = list(dict.fromkeys(roi_table[group]))
+    fig, axes = plt.subplots(2, 5, figsize=(14, 6), sharey=False)
+    rng = np.random.default_rng(0)
+    for ax, region in zip(axes.ravel(), regions):
+        for i, level in enumerate(levels):
+            v = roi_table.loc[roi_table[group] == level, region].to_numpy()
+            ax.scatter(i + rng.uniform(-0.15, 0.15, v.size), v, s=10)
+            ax.plot([i - 0.25, i + 0.25], [np.nanmean(v)] * 2, "k-")
+        ax.set_xticks(range(len(levels)), levels, rotation=30, fontsize=7)
+        ax.set_title(region, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFrame) -> Path:
+    prefix = f"trc-{tracer}"
+    figdir = group_dir / "figures"
+    parts = [f"<h1>petbind {__version__}: group level, {html.escape(tracer)}</h1>"]
+    parts.append("<h2>Mean BPND</h2><img src='figures/" +
+                 mean_map_figure(group_dir / f"{prefix}_desc-mean_meas-BPND_mimap.nii.gz",
+                                 figdir / f"{prefix}_mean.png") + "'>")
+    for thresholded in sorted(group_dir.glob(f"{prefix}_contrast-*_desc-clusterFDR_stat-*_"
+                                             "statmap.nii.gz")):
+        contrast = thresholded.name.split("_contrast-")[1].split("_")[0]
+        clusters = pd.read_csv(group_dir / f"{prefix}_contrast-{contrast}_clusters.tsv",
+                               sep="\t")
+        parts.append(f"<h2>Contrast {html.escape(contrast)}</h2>")
+        if np.any(np.asarray(nib.load(thresholded).dataobj)):
+            parts.append("<img src='figures/" + glass_figure(
+                thresholded, figdir / f"{prefix}_{contrast}.png", contrast) + "'>")
+        else:
+            parts.append("<p>No cluster survives cluster-level FDR.</p>")
+        parts.append(clusters.to_html(index=False, float_format="%.4g"))
+    roi = pd.read_csv(group_dir / f"{prefix}_desc-roi_bpnd.tsv", sep="\t")
+    parts.append("<h2>ROI BPND by group</h2><img src='figures/" +
+                 roi_figure(roi, group, figdir / f"{prefix}_roi.png") + "'>")
+    stats_table = pd.read_csv(group_dir / f"{prefix}_desc-roi_stats.tsv", sep="\t")
+    parts.append("<h2>ROI statistics (Table 2)</h2>" +
+                 stats_table[~stats_table["region"].str.contains("_")].to_html(
+                     index=False, float_format="%.4g"))
+    tukey_path = group_dir / f"{prefix}_desc-roi_tukey.tsv"
+    if tukey_path.is_file():
+        tukey = pd.read_csv(tukey_path, sep="\t")
+        parts.append("<h2>Tukey HSD</h2>" + tukey[~tukey["region"].str.contains("_")].to_html(
+            index=False, float_format="%.4g"))
+    design = sorted(group_dir.glob(f"{prefix}_contrast-*_design.tsv"))
+    if design:
+        parts.append("<h2>Design matrix (" + html.escape(design[-1].name) + ")</h2>" +
+                     pd.read_csv(design[-1], sep="\t").to_html(index=False,
+                                                                float_format="%.3g"))
+    parts.append("<h2>Participants left out</h2>" + (
+        left_out.to_html(index=False) if len(left_out) else "<p>None.</p>"))
+    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>petbind group</title>"
+            "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
+            "img{max-width:100%}table{border-collapse:collapse;font-size:11px}"
+            "td,th{border:1px solid #ccc;padding:2px 5px}</style></head><body>" +
+            "\n".join(parts) + "</body></html>")
+    path = group_dir / f"{prefix}_report.html"
+    write_text(path, page)
+    return path
