@@ -56,6 +56,7 @@ class SimulationConfig:
     sex_effect: float = 0.0
     derivatives_only: bool = False
     derivatives_noise: float = 0.15
+    t1w: Path | None = None
 
     @property
     def n_subjects(self) -> int:
@@ -218,7 +219,7 @@ def simulate(cfg: SimulationConfig, log=print) -> None:
 
 @dataclass
 class Anatomy:
-    warp: SubjectWarp
+    warp: object                 # callable: native points (N, 3) -> MNI points
     t1_grid: Grid
     t1: np.ndarray
     fine: Grid
@@ -229,6 +230,8 @@ class Anatomy:
 
 
 def make_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator) -> Anatomy:
+    if cfg.t1w is not None:
+        return anatomy_from_t1w(cfg, atlas)
     template = load_template()
     warp = random_warp(rng, atlas.box)
     t1_grid = native_grid_around(warp, atlas.box, cfg.t1_voxel_mm, margin_mm=25.0)
@@ -238,6 +241,62 @@ def make_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator) 
     labels_fine = sample_image((atlas.labels, atlas.affine), warp(fine.world_coordinates()),
                                order=0).reshape(fine.shape)
     pet_grid = native_grid_around(warp, atlas.box, cfg.voxel_mm, margin_mm=16.0)
+    labels_pet = sample_image((atlas.labels, atlas.affine), warp(pet_grid.world_coordinates()),
+                              order=0).reshape(pet_grid.shape)
+    return Anatomy(warp, t1_grid, t1, fine, labels_fine, pet_grid, labels_pet, brain_t1)
+
+
+class RegisteredWarp:
+    """Native -> MNI points through ANTs transforms estimated by petbind's own anatomical stage
+    (used when the phantom is built on a given T1w)."""
+
+    def __init__(self, mni2t1w: list[str]) -> None:
+        self.transforms = list(mni2t1w)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        import ants
+
+        lps = points * np.array([-1.0, -1.0, 1.0])          # ITK points are LPS
+        frame = pd.DataFrame(lps, columns=["x", "y", "z"])
+        # mapping points native -> MNI uses the transforms that resample MNI images to native
+        out = ants.apply_transforms_to_points(3, frame, self.transforms,
+                                              whichtoinvert=[True, False])
+        return out[["x", "y", "z"]].to_numpy() * np.array([-1.0, -1.0, 1.0])
+
+
+def anatomy_from_t1w(cfg: SimulationConfig, atlas: Atlas) -> Anatomy:
+    """Anatomy from a given T1w: brain extraction and SyN normalisation (petbind's anatomical
+    stage) give the native -> MNI mapping through which the atlas and receptor maps are pulled
+    into the subject's space. The T1w itself is written unchanged."""
+    import tempfile
+
+    import nibabel as nib
+
+    from workflows.anat import bias_correct_and_extract, normalise
+
+    work = Path(tempfile.mkdtemp(prefix="petbind-simulate-"))
+    _, brain, mask = bias_correct_and_extract(str(cfg.t1w), str(work), seed=cfg.seed)
+    _, mni2t1w, _ = normalise(brain, str(work))
+    warp = RegisteredWarp(mni2t1w)
+    t1_img = nib.load(cfg.t1w)
+    t1 = np.asarray(t1_img.dataobj, dtype=np.float32)
+    brain_t1 = np.asarray(nib.load(mask).dataobj) > 0
+    t1_grid = Grid(t1.shape[:3], t1_img.affine)
+
+    def grid_around_brain(voxel_mm: float, margin_mm: float) -> Grid:
+        corners = np.argwhere(brain_t1)
+        world = np.array([corners.min(0), corners.max(0)]) @ t1_img.affine[:3, :3].T + \
+            t1_img.affine[:3, 3]
+        lo, hi = world.min(0) - margin_mm, world.max(0) + margin_mm
+        shape = tuple(int(v) for v in np.ceil((hi - lo) / voxel_mm) + 1)
+        affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
+        affine[:3, 3] = np.floor(lo / voxel_mm) * voxel_mm
+        return Grid(shape, affine)
+
+    fine = grid_around_brain(min(1.5, cfg.voxel_mm), 8.0)
+    labels_fine = sample_image((atlas.labels, atlas.affine), warp(fine.world_coordinates()),
+                               order=0).reshape(fine.shape)
+    pet_grid = grid_around_brain(cfg.voxel_mm, 16.0)
     labels_pet = sample_image((atlas.labels, atlas.affine), warp(pet_grid.world_coordinates()),
                               order=0).reshape(pet_grid.shape)
     return Anatomy(warp, t1_grid, t1, fine, labels_fine, pet_grid, labels_pet, brain_t1)
@@ -253,11 +312,12 @@ def write_anatomy(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str,
                 "Description": "synthetic T1w: MNI152NLin2009cAsym brain deformed, with head"})
     write_nifti(folder(truth_root, sub, ses, "anat") / f"{name}_desc-brain_mask.nii.gz",
                 anatomy.brain_t1.astype(np.uint8), anatomy.t1_grid.affine, dtype=np.uint8)
-    write_json(folder(truth_root, sub, ses, "anat") /
-               f"{name}_from-T1w_to-{TEMPLATE_SPACE}_mode-points_xfm.json",
-               {"Description": "native (scanner mm) to MNI: x_mni = A x + d(x); A below, d a "
-                "smooth displacement (SD about 3 mm) on control points",
-                "Affine": anatomy.warp.affine.tolist()})
+    if isinstance(anatomy.warp, SubjectWarp):
+        write_json(folder(truth_root, sub, ses, "anat") /
+                   f"{name}_from-T1w_to-{TEMPLATE_SPACE}_mode-points_xfm.json",
+                   {"Description": "native (scanner mm) to MNI: x_mni = A x + d(x); A below, d "
+                    "a smooth displacement (SD about 2 mm) on control points",
+                    "Affine": anatomy.warp.affine.tolist()})
 
 
 def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str, ses: str | None,
@@ -327,7 +387,8 @@ def write_fast_derivatives(cfg: SimulationConfig, root: Path, sub: str, ses: str
 
 
 def config_record(cfg: SimulationConfig) -> dict:
-    record = {k: v for k, v in vars(cfg).items() if k != "out_dir"}
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()
+              if k != "out_dir"}
     record["SoftwareVersion"] = __version__
     return record
 

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from bids_app import __version__
 from bids_app.cli.common import Parser, run_cli
-from bids_app.errors import EX_CANTCREAT, EX_USAGE, PetbindError
+from bids_app.errors import EX_CANTCREAT, EX_NOINPUT, EX_USAGE, PetbindError
 from bids_app.simulate import SimulationConfig, simulate
 from workflows.simulation.receptors import PATTERNS, parse_effects
 
@@ -53,6 +53,9 @@ def build_parser() -> Parser:
     p.add_argument("--derivatives-only", action="store_true",
                    help="fast mode: participant-level MNI BPND maps under "
                    "OUT_DIR/derivatives/petbind instead of raw images")
+    p.add_argument("--t1w", type=Path, metavar="FILE",
+                   help="build every subject on this T1w (e.g. a real head) instead of a "
+                   "deformed template; its MNI mapping comes from petbind's anatomical stage")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--version", action="version", version=f"petbind {__version__}")
@@ -101,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         t1_voxel_mm=args.t1_voxel_size, psf_fwhm_mm=args.psf_fwhm, sessions=sessions,
         occupancy=args.occupancy, seed=args.seed, target_model=args.target_model,
         k4_per_min=args.k4, age_effect_per_decade=args.age_effect, sex_effect=args.sex_effect,
-        derivatives_only=args.derivatives_only)
+        derivatives_only=args.derivatives_only, t1w=args.t1w)
+    if cfg.t1w is not None and not cfg.t1w.is_file():
+        raise PetbindError(f"{cfg.t1w}: no such T1w image", EX_NOINPUT)
     t0 = time.perf_counter()
     try:
         simulate(cfg, log=(lambda *_: None) if args.quiet else
