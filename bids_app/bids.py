@@ -141,8 +141,8 @@ def find_t1w(layout, subject: str, session: str | None, filters: dict) -> Path |
 
 def read_sidecar(path: Path) -> dict:
     if not path.is_file():
-        raise PetbindError(f"{path}: missing; every PET image needs its JSON sidecar",
-                           EX_NOINPUT)
+        raise PetbindError(f"{path}: missing; every PET image needs its JSON sidecar (or give "
+                           "--sidecar)", EX_NOINPUT)
     try:
         content = json.loads(path.read_text())
     except json.JSONDecodeError as err:

@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 
 from bids_app import __version__  # noqa: E402
 from bids_app.bids_io import write_text  # noqa: E402
+from bids_app.reports import html_page  # noqa: E402
 from workflows.atlas import SEED_ROIS  # noqa: E402
 
 
@@ -103,11 +104,6 @@ def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFram
                                                                 float_format="%.3g"))
     parts.append("<h2>Participants left out</h2>" + (
         left_out.to_html(index=False) if len(left_out) else "<p>None.</p>"))
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>petbind group</title>"
-            "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
-            "img{max-width:100%}table{border-collapse:collapse;font-size:11px}"
-            "td,th{border:1px solid #ccc;padding:2px 5px}</style></head><body>" +
-            "\n".join(parts) + "</body></html>")
     path = group_dir / f"{prefix}_report.html"
-    write_text(path, page)
+    write_text(path, html_page(f"petbind group {tracer}", parts))
     return path

@@ -144,11 +144,15 @@ def scan_report(output_dir, scan_name, subject, session, reference_region, metho
         parts.append(f"<h2>{html.escape(title)}</h2><img src='figures/sub-{subject}/{name}'>")
     parts.append("<h2>Regional SRTM</h2>" + kin.to_html(index=False, float_format="%.3f"))
     parts.append(f"<h2>Methods</h2><p>{html.escape(methods)}</p>")
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + html.escape(scan_name) +
-            "</title><style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+    path = out / f"{scan_name}.html"
+    write_text(path, html_page(scan_name, parts))
+    return str(path)
+
+
+def html_page(title: str, parts: list[str]) -> str:
+    """A self-contained HTML page around report sections."""
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
+            "</title><style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
             "img{max-width:100%}table{border-collapse:collapse;font-size:12px}"
             "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>" +
             "\n".join(parts) + "</body></html>")
-    path = out / f"{scan_name}.html"
-    write_text(path, page)
-    return str(path)

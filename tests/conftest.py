@@ -38,6 +38,17 @@ def reference_tac(carfentanil_timing) -> np.ndarray:
     return simulate_frames(carfentanil_timing, reference_parameters())[0]
 
 
+def tree_digest(root: Path) -> str:
+    """SHA-256 over every file's relative path and bytes under ``root``."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def shared_data(*parts: str) -> Path:
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():

@@ -1,7 +1,6 @@
 """The participant level end to end on simulated data: outputs, names, accuracy against the
 simulator's truth, failure isolation, resume, and the input left untouched."""
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -13,19 +12,12 @@ import pandas as pd
 import pytest
 
 from bids_app.bids_io import bids_validator_executable
+from conftest import tree_digest
 from bids_app.cli.common import run_cli
 from bids_app.cli.simulate import main as simulate_main
 from bids_app.cli.run import main as petbind_main
 
 SPACE = "MNI152NLin2009cAsym"
-
-
-def tree_digest(root):
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(root)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """petbind-simulate writes valid BIDS with the truth it claims, reproducibly."""
 
-import hashlib
 import json
 import subprocess
 
@@ -10,6 +9,7 @@ import pandas as pd
 import pytest
 
 from bids_app.bids_io import bids_validator_executable
+from conftest import tree_digest
 from bids_app.cli.common import run_cli
 from bids_app.cli.simulate import main as simulate_main
 from workflows.kinetics.frames import FrameTiming, SEED_PROTOCOLS
@@ -126,21 +126,13 @@ def test_effect_lowers_only_the_named_region_in_later_groups(tmp_path):
                                                               "ambivalent": 9}
 
 
-def digest(root):
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(root)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     args = ["--n-subjects", "1", "--groups", "a", *SMALL]
     a = simulate(tmp_path / "a", *args, "--seed", "9")
     b = simulate(tmp_path / "b", *args, "--seed", "9")
     c = simulate(tmp_path / "c", *args, "--seed", "10")
-    assert digest(a) == digest(b)
-    assert digest(a) != digest(c)
+    assert tree_digest(a) == tree_digest(b)
+    assert tree_digest(a) != tree_digest(c)
 
 
 @pytest.mark.parametrize("target_model", ["srtm", "2tc"])

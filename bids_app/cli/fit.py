@@ -8,7 +8,6 @@ writes <OUT_PREFIX>_model-SRTM_meas-{BPND,R1,k2}_mimap.nii.gz, each with a JSON 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +16,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_app import __version__
+from bids_app.bids import read_sidecar
 from bids_app.cli.common import Parser, add_kinetic_options, run_cli, theta3_range
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, PetbindError
 from bids_app.tracers import canonical_tracer_name, TRACERS
@@ -77,13 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            f"{pet.shape}", EX_DATAERR)
     sidecar_path = args.sidecar or args.pet.with_name(
         args.pet.name.removesuffix(".gz").removesuffix(".nii") + ".json")
-    if not sidecar_path.is_file():
-        raise PetbindError(f"{sidecar_path}: no sidecar; give --sidecar PET.json", EX_NOINPUT)
-    try:
-        sidecar = json.loads(sidecar_path.read_text())
-    except json.JSONDecodeError as err:
-        raise PetbindError(f"{sidecar_path}: not valid JSON ({err.msg} at line {err.lineno})",
-                           EX_DATAERR) from None
+    sidecar = read_sidecar(sidecar_path)
     FrameTiming.from_sidecar(sidecar, n_frames=pet.shape[3])  # timing errors before any work
     if not args.tracer and not args.theta3_range and sidecar.get("TracerName"):
         if canonical_tracer_name(sidecar["TracerName"]) in TRACERS:
