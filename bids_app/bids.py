@@ -88,9 +88,11 @@ def validate_or_fail(bids_dir: Path) -> None:
 
 def find_scans(settings: Settings) -> list[Scan]:
     """PET scans (with their T1w) selected by participant, session, tracer and filter file."""
-    from bids import BIDSLayout
+    from bids import BIDSLayout, BIDSLayoutIndexer
 
-    layout = BIDSLayout(str(settings.bids_dir), validate=False, derivatives=False)
+    # metadata is read by petbind itself (clear errors for broken JSON), not indexed by pybids
+    layout = BIDSLayout(str(settings.bids_dir), derivatives=False,
+                        indexer=BIDSLayoutIndexer(validate=False, index_metadata=False))
     subjects = layout.get_subjects()
     wanted = [strip_prefix(p, "sub-") for p in settings.participant_labels] or subjects
     missing = sorted(set(wanted) - set(subjects))
@@ -172,7 +174,9 @@ def check_affine(img, path: Path, what: str) -> None:
         raise PetbindError(f"{path}: the {what} has a broken affine (NaN/inf); fix the NIfTI "
                            "header (qform/sform)", EX_DATAERR)
     zooms = np.linalg.norm(affine[:3, :3], axis=0)
-    if np.any(zooms < 1e-6) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+    header_zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
+    if (np.any(zooms < 1e-6) or abs(np.linalg.det(affine[:3, :3])) < 1e-9
+            or np.any(header_zooms <= 0)):
         raise PetbindError(f"{path}: the {what} has a singular affine; fix the NIfTI header",
                            EX_DATAERR)
     cosines = affine[:3, :3] / zooms
