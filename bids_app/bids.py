@@ -42,7 +42,7 @@ class Scan:
     @property
     def ident(self) -> str:
         """A name safe for nipype node names."""
-        return self.name.replace("-", "").replace("_", "_")
+        return self.name.replace("-", "")
 
 
 def strip_prefix(label: str, prefix: str) -> str:

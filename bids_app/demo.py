@@ -24,13 +24,12 @@ from workflows.kinetics.regional import (estimate_k2prime, fit_logan_ref, fit_mr
                                          fit_srtm2)
 from workflows.kinetics.srtm_bfm import fit_srtm_bfm, make_basis_set
 from workflows.kinetics.weights import frame_weights
+from workflows.simulation.receptors import PATTERNS
 
-# [11C]carfentanil BPND in healthy volunteers (Turtonen et al. 2021 group map, regional means in
-# Neuromorphometrics regions, occipital reference).
-CARFENTANIL_BPND = {"accumbens": 2.28, "putamen": 1.61, "thalamus": 1.53,
-                    "anterior cingulate": 1.47, "amygdala": 1.35, "insula": 1.26,
-                    "caudate": 1.25, "middle cingulate": 1.15, "orbitofrontal": 1.07,
-                    "posterior cingulate": 0.73, "cerebellum": 0.60, "hippocampus": 0.58}
+# [11C]carfentanil BPND of healthy volunteers: the simulator's literature pattern (Turtonen et al.
+# 2021 group map, occipital reference), without the reference region itself.
+CARFENTANIL_BPND = {region: value for region, value in PATTERNS["carfentanil"].regions.items()
+                    if value > 0}
 
 
 def run_demo(noise_scale: float = 2.0, seed: int = 1) -> pd.DataFrame:

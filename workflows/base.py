@@ -72,24 +72,20 @@ def init_scan_wf(scan, settings):
                              name=f"mni_{m}_wf") for m in MAP_NAMES}
     sink = pe.Node(niu.Function(function=_scan_sink_node, output_names=["written"]),
                    name="derivatives")
-    sink.inputs.output_dir = str(settings.output_dir)
-    sink.inputs.scan_name = scan.name
-    sink.inputs.subject = scan.subject
-    sink.inputs.session = scan.session
-    sink.inputs.reference_region = tracer.reference_region
+    report = pe.Node(niu.Function(function=_report_node, output_names=["report"]),
+                     name="report")
+    for node in (sink, report):  # what both the derivatives and the report need to know
+        node.inputs.output_dir = str(settings.output_dir)
+        node.inputs.scan_name = scan.name
+        node.inputs.subject = scan.subject
+        node.inputs.session = scan.session
+        node.inputs.reference_region = tracer.reference_region
     sink.inputs.fwhm = settings.smoothing_fwhm_mm
     sink.inputs.provenance = {
         "Sources": [str(scan.pet), str(scan.sidecar), str(scan.t1w)],
         "SoftwareName": "petbind", "Tracer": tracer.name,
         "Theta3RangeMagiaPerMin": list(tracer.theta3_range_per_min),
         "Theta3RangeSource": tracer.source}
-    report = pe.Node(niu.Function(function=_report_node, output_names=["report"]),
-                     name="report")
-    report.inputs.output_dir = str(settings.output_dir)
-    report.inputs.scan_name = scan.name
-    report.inputs.subject = scan.subject
-    report.inputs.session = scan.session
-    report.inputs.reference_region = tracer.reference_region
     report.inputs.methods = " ".join(
         w.__desc__ for w in (hmc, coreg, masks, tacs, voxelwise, to_mni["bpnd"]))
 

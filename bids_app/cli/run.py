@@ -170,9 +170,8 @@ class ProgressHandler(logging.Handler):
             self.done += 1
             node = message.split('"')[1] if '"' in message else message
             say(self.settings, f"[{min(self.done, self.total)}/{self.total}] done: {node}")
-        elif message.startswith("[Node] Executing") or message.startswith("[Node] Setting-up"):
-            if '"' in message and "Setting-up" in message:
-                say(self.settings, f"running: {message.split(chr(34))[1]}")
+        elif message.startswith("[Node] Setting-up") and '"' in message:
+            say(self.settings, f"running: {message.split(chr(34))[1]}")
 
 
 def summarise(settings: Settings, scans, crashes, failed_run, seconds: float) -> int:
