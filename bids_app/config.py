@@ -32,6 +32,7 @@ class Settings:
     mni_voxel_mm: float = 2.0
     n_bases: int = 300
     seed: int = 0
+    skull_strip_t1w: str = "auto"
     verbosity: int = 0
     tracer_overrides: dict[str, dict] = field(default_factory=dict)
 

@@ -57,6 +57,7 @@ class SimulationConfig:
     derivatives_only: bool = False
     derivatives_noise: float = 0.15
     t1w: Path | None = None
+    skull_stripped: bool = False    # T1w written as brain only (zero outside the truth mask)
 
     @property
     def n_subjects(self) -> int:
@@ -305,11 +306,13 @@ def anatomy_from_t1w(cfg: SimulationConfig, atlas: Atlas) -> Anatomy:
 def write_anatomy(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str,
                   ses: str | None, anatomy: Anatomy) -> None:
     name = entities(sub, ses)
-    write_nifti(folder(root, sub, ses, "anat") / f"{name}_T1w.nii.gz", anatomy.t1,
+    t1 = np.where(anatomy.brain_t1, anatomy.t1, 0) if cfg.skull_stripped else anatomy.t1
+    write_nifti(folder(root, sub, ses, "anat") / f"{name}_T1w.nii.gz", t1,
                 anatomy.t1_grid.affine)
     write_json(folder(root, sub, ses, "anat") / f"{name}_T1w.json",
                {"Manufacturer": "petbind-simulate", "MagneticFieldStrength": 3,
-                "Description": "synthetic T1w: MNI152NLin2009cAsym brain deformed, with head"})
+                "Description": "synthetic T1w: MNI152NLin2009cAsym brain deformed, " +
+                ("skull-stripped" if cfg.skull_stripped else "with head")})
     write_nifti(folder(truth_root, sub, ses, "anat") / f"{name}_desc-brain_mask.nii.gz",
                 anatomy.brain_t1.astype(np.uint8), anatomy.t1_grid.affine, dtype=np.uint8)
     if isinstance(anatomy.warp, SubjectWarp):

@@ -26,7 +26,9 @@ def dataset(tmp_path_factory):
     ds = root / "ds"
     assert run_cli("petbind-simulate", simulate_main, [
         str(ds), "--n-subjects", "2", "--voxel-size", "3", "--t1-voxel-size", "2",
-        "--motion-mm", "1.5", "--seed", "11", "-q"]) == 0
+        "--motion-mm", "1.5", "--skull-stripped", "--seed", "11", "-q"]) == 0
+    # (brain-extracted T1w keep this module short: ROBEX on a real head is tested in
+    # test_anat_real.py, and in the whole pipeline by the container stage of CI)
     # sub-03: a copy of sub-02 whose T1w is a 6-voxel cube: its registration must fail
     shutil.copytree(ds / "sub-02", ds / "sub-03")
     for p in (ds / "sub-03").rglob("*sub-02*"):
@@ -53,6 +55,18 @@ def test_one_failing_participant_does_not_stop_the_others(dataset):
     assert len(failed) == 1 and "sub-03_trc-carfentanil" in failed[0]
     assert "crash" in failed[0]
     assert "[" in proc.stderr and "done:" in proc.stderr          # progress was shown
+
+
+def test_progress_counts_the_whole_graph_once(dataset):
+    # the count comes from the scheduler, not from each worker process: 1, 2, 3, ... with no
+    # repeats, up to at most the number of nodes announced
+    import re
+    counts = [(int(k), int(n)) for k, n in re.findall(r"\[(\d+)/(\d+)\] done:",
+                                                       dataset["proc"].stderr)]
+    assert counts, dataset["proc"].stderr[-2000:]
+    assert [k for k, _ in counts] == list(range(1, len(counts) + 1))
+    assert all(k <= n for k, n in counts)
+    assert "failed: anat_sub03_T1w" in dataset["proc"].stderr
 
 
 def test_input_dataset_is_never_written(dataset):

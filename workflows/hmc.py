@@ -61,7 +61,8 @@ def motion_correct(pet: str, sidecar: str, out_dir: str, ref_start_s: float = 12
     """Realign the frames. Returns the corrected 4D PET, the reference (time-weighted mean of
     the corrected frames: ``petref``), the ``_motion.tsv`` and the per-frame transform files
     (frame -> reference, ITK)."""
-    import ants
+    from workflows.repeatable import seeded_ants
+    ants = seeded_ants()
 
     out = Path(out_dir)
     timing = FrameTiming.from_sidecar(json.loads(Path(sidecar).read_text()))

@@ -33,8 +33,8 @@ def build_parser() -> Parser:
                       help="threads per process (ANTs, BLAS; default 1)")
     perf.add_argument("--mem", type=float, metavar="GB", help="memory limit for the scheduler")
     perf.add_argument("-w", "--work-dir", type=Path, metavar="DIR",
-                      help="nipype work directory; reuse it to resume (default: "
-                      "OUTPUT_DIR/../petbind_work)")
+                      help="nipype work directory; reuse it to resume (default: $PETBIND_WORK_DIR "
+                      "if set, as in the container image, else OUTPUT_DIR/../petbind_work)")
     perf.add_argument("--plugin", default="MultiProc",
                       help="nipype plugin: Linear, MultiProc, SLURM, SGE, PBS, ... (default "
                       "MultiProc)")
@@ -48,6 +48,10 @@ def build_parser() -> Parser:
     opts.add_argument("--smoothing-fwhm", type=float, metavar="MM",
                       help="FWHM of the smoothing of MNI maps (default 8 mm: desc-sm8)")
     opts.add_argument("--seed", type=int, default=0, help="seed of randomised steps")
+    opts.add_argument("--skull-strip-t1w", choices=["auto", "force", "skip"], default="auto",
+                      help="brain extraction of the T1w: force runs ROBEX, skip takes the T1w as "
+                      "brain-extracted already, auto (default) skips only when the image "
+                      "background is exactly zero")
     grp = p.add_argument_group("group level")
     grp.add_argument("--group-column", help="participants.tsv column of the groups (default: "
                      "the single column participants.json describes with Levels, sex aside)")
@@ -64,6 +68,12 @@ def build_parser() -> Parser:
     grp.add_argument("--fdr-q", type=float, default=0.025, help="FDR level (default 0.025)")
     grp.add_argument("--n-permutations", type=int, default=1000,
                      help="permutations for cluster p-values (default 1000)")
+    grp.add_argument("--voxel-fdr", action="store_true",
+                     help="also write voxel-level FDR maps (Benjamini-Hochberg at --fdr-q over "
+                     "the parametric voxel p): desc-voxelFDR")
+    grp.add_argument("--tfce", action="store_true",
+                     help="also threshold-free cluster enhancement with permutation FWE p "
+                     "(t contrasts; nilearn; slow: about 1-2 s per permutation at 2 mm)")
     grp.add_argument("--roi-atlas", default="neuromorphometrics", choices=["neuromorphometrics"])
     out = p.add_argument_group("messages")
     out.add_argument("-v", "--verbose", action="count", default=0)

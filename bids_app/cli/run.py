@@ -30,7 +30,8 @@ def settings_from_args(args) -> Settings:
         raise PetbindError(f"{args.output_dir}: the output directory is (inside) the input "
                            "dataset; choose one outside it, or under its derivatives/ folder, "
                            f"e.g. {bids_dir / 'derivatives' / 'petbind'}", EX_USAGE)
-    default_work = (bids_dir.parent / f"{bids_dir.name}_petbind_work"
+    default_work = (Path(os.environ["PETBIND_WORK_DIR"]) if os.environ.get("PETBIND_WORK_DIR")
+                    else bids_dir.parent / f"{bids_dir.name}_petbind_work"
                     if inside(output_dir, bids_dir) else output_dir.parent / "petbind_work")
     work_dir = (args.work_dir or default_work).resolve()
     if inside(work_dir, bids_dir):
@@ -56,7 +57,7 @@ def settings_from_args(args) -> Settings:
         analysis_level=args.analysis_level, participant_labels=args.participant_label,
         session_labels=args.session_label, tracers=args.tracer, bids_filters=filters,
         nprocs=max(1, args.nprocs), omp_nthreads=max(1, args.omp_nthreads), mem_gb=args.mem,
-        skip_bids_validation=args.skip_bids_validation,
+        skip_bids_validation=args.skip_bids_validation, skull_strip_t1w=args.skull_strip_t1w,
         stop_on_first_crash=args.stop_on_first_crash, plugin=args.plugin,
         plugin_args=plugin_args, seed=args.seed,
         smoothing_fwhm_mm=args.smoothing_fwhm if args.smoothing_fwhm is not None else
@@ -147,8 +148,8 @@ def execute(settings: Settings, scans) -> int:
         f"{settings.work_dir}")
     start = time.time()
     failed_run = None
-    if settings.verbosity >= 0:
-        logging.getLogger("nipype.workflow").addHandler(ProgressHandler(n_nodes, settings))
+    if settings.verbosity >= 0 and not settings.plugin.endswith("Graph"):
+        plugin_args["status_callback"] = Progress(n_nodes, settings)
     try:
         workflow.run(plugin=settings.plugin, plugin_args=plugin_args)
     except Exception as err:  # nipype raises RuntimeError when nodes crashed
@@ -157,21 +158,22 @@ def execute(settings: Settings, scans) -> int:
     return summarise(settings, scans, crashes, failed_run, time.time() - start)
 
 
-class ProgressHandler(logging.Handler):
-    """Turns nipype's 'Finished' messages into a progress count on the console."""
+class Progress:
+    """nipype's status callback: called in the scheduling process (whatever the plugin's
+    workers are) when a node starts, ends or fails, so the count is the whole graph's."""
 
     def __init__(self, total: int, settings: Settings) -> None:
-        super().__init__(logging.INFO)
         self.total, self.done, self.settings = total, 0, settings
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("[Node] Finished") or message.startswith("[Node] Cached"):
+    def __call__(self, node, status: str) -> None:
+        name = node.fullname.removeprefix("petbind_wf.")
+        if status == "end":
             self.done += 1
-            node = message.split('"')[1] if '"' in message else message
-            say(self.settings, f"[{min(self.done, self.total)}/{self.total}] done: {node}")
-        elif message.startswith("[Node] Setting-up") and '"' in message:
-            say(self.settings, f"running: {message.split(chr(34))[1]}")
+            say(self.settings, f"[{self.done}/{self.total}] done: {name}")
+        elif status == "start":
+            say(self.settings, f"running: {name}")
+        elif status == "exception":
+            say(self.settings, f"failed: {name} (crash file in the logs folder)")
 
 
 def summarise(settings: Settings, scans, crashes, failed_run, seconds: float) -> int:

@@ -56,6 +56,9 @@ def build_parser() -> Parser:
     p.add_argument("--t1w", type=Path, metavar="FILE",
                    help="build every subject on this T1w (e.g. a real head) instead of a "
                    "deformed template; its MNI mapping comes from petbind's anatomical stage")
+    p.add_argument("--skull-stripped", action="store_true",
+                   help="write the T1w brain-extracted (zero outside the brain), as some shared "
+                   "datasets are")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--version", action="version", version=f"petbind {__version__}")
@@ -104,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         t1_voxel_mm=args.t1_voxel_size, psf_fwhm_mm=args.psf_fwhm, sessions=sessions,
         occupancy=args.occupancy, seed=args.seed, target_model=args.target_model,
         k4_per_min=args.k4, age_effect_per_decade=args.age_effect, sex_effect=args.sex_effect,
-        derivatives_only=args.derivatives_only, t1w=args.t1w)
+        derivatives_only=args.derivatives_only, t1w=args.t1w,
+        skull_stripped=args.skull_stripped)
     if cfg.t1w is not None and not cfg.t1w.is_file():
         raise PetbindError(f"{cfg.t1w}: no such T1w image", EX_NOINPUT)
     t0 = time.perf_counter()
