@@ -14,7 +14,7 @@ from bids_app.bids_io import write_json, write_nifti, write_tsv
 from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from workflows.atlas import (SEED_ROIS, TEMPLATE_SPACE, atlas_labels, atlas_on_grid, mni_grid,
                              region_labels, template_mask_on_grid)
-from workflows.group.glm import Contrast, permutation_inference
+from workflows.group.glm import Contrast, permutation_inference, tfce_inference
 from workflows.group.roi import roi_means, table2
 
 
@@ -185,12 +185,39 @@ def run_tracer(settings, args, tracer, participants, group, levels, reference, c
                 f[r, i] = 1
             nuisance3 = [i for i in range(x3.shape[1]) if i not in idx]
             analyses.append((Contrast(f"groupF{cov_label}", f), x3, nuisance3, names3))
+    used, skipped = {}, {}
     for contrast, x, nuisance, names in analyses:
-        say(settings, f"trc-{tracer}: contrast {contrast.name} ({args.n_permutations} "
-            "permutations)")
+        dof = x.shape[0] - np.linalg.matrix_rank(x)
+        if dof < 1:
+            skipped[contrast.name] = (f"{x.shape[0]} participants and {x.shape[1]} regressors "
+                                      "leave no residual degrees of freedom")
+            say(settings, f"trc-{tracer}: contrast {contrast.name} skipped: "
+                f"{skipped[contrast.name]}")
+            continue
         inf = permutation_inference(x, y, mask, contrast, nuisance, args.n_permutations,
                                     args.cluster_threshold, args.fdr_q, settings.seed)
+        used[contrast.name] = inf.n_permutations
+        say(settings, f"trc-{tracer}: contrast {contrast.name} done ({inf.n_permutations} "
+            f"permutations{', all orderings: exact test' if inf.exact else ''})")
         write_contrast(group_dir, prefix, contrast, inf, mask, grid, labels)
+        base = group_dir / f"{prefix}_contrast-{contrast.name}"
+        kind = "F" if contrast.is_f else "t"
+        if args.voxel_fdr:
+            write_nifti(Path(f"{base}_desc-voxelFDR_stat-{kind}_statmap.nii.gz"),
+                        volume(np.where(inf.voxel_fdr_significant, inf.stat, 0.0), mask, grid),
+                        grid.affine)
+        if args.tfce and not contrast.is_f:
+            say(settings, f"trc-{tracer}: TFCE of {contrast.name} ({args.n_permutations} "
+                "permutations)")
+            tfce, p_fwe = tfce_inference(
+                x, y, nib.Nifti1Image(mask.astype(np.uint8), grid.affine), contrast, nuisance,
+                args.n_permutations, settings.seed, settings.nprocs)
+            write_nifti(Path(f"{base}_stat-tfce_statmap.nii.gz"), volume(tfce, mask, grid),
+                        grid.affine)
+            write_nifti(Path(f"{base}_desc-tfceFWE_stat-p_statmap.nii.gz"),
+                        volume(p_fwe, mask, grid, fill=1.0), grid.affine)
+            write_nifti(Path(f"{base}_desc-tfceFWE_stat-t_statmap.nii.gz"),
+                        volume(np.where(p_fwe < 0.05, inf.stat, 0.0), mask, grid), grid.affine)
         write_tsv(group_dir / f"{prefix}_contrast-{contrast.name}_design.tsv",
                   pd.DataFrame(x, columns=names).assign(participant_id=frame["participant_id"]))
 
@@ -214,8 +241,11 @@ def run_tracer(settings, args, tracer, participants, group, levels, reference, c
     write_json(group_dir / f"{prefix}_desc-settings.json", {
         "GroupColumn": group, "Levels": levels, "ReferenceGroup": reference,
         "Covariates": covariates, "Smoothing": desc or "none",
+        "VoxelFDR": bool(args.voxel_fdr), "TFCE": bool(args.tfce),
         "ClusterFormingThresholdP": args.cluster_threshold, "FDRq": args.fdr_q,
-        "NumberOfPermutations": args.n_permutations, "Seed": settings.seed,
+        "NumberOfPermutations": args.n_permutations, "PermutationsUsed": used,
+        "SkippedContrasts": skipped,
+        "Seed": settings.seed,
         "Inference": "cluster-level FDR (Benjamini-Hochberg over nonparametric uncorrected "
         "cluster p-values from Freedman-Lane permutations), as SPM's topological FDR but with "
         "permutation instead of random-field cluster p-values"})
@@ -224,11 +254,15 @@ def run_tracer(settings, args, tracer, participants, group, levels, reference, c
     say(settings, f"trc-{tracer}: report {report}")
 
 
+def volume(values, mask, grid, fill: float = 0.0) -> np.ndarray:
+    out = np.full(grid.shape, fill, dtype=np.float32)
+    out[mask] = values
+    return out
+
+
 def write_contrast(group_dir, prefix, contrast, inf, mask, grid, labels) -> None:
     def vol(values):
-        out = np.zeros(grid.shape, dtype=np.float32)
-        out[mask] = values
-        return out
+        return volume(values, mask, grid)
 
     kind = "F" if contrast.is_f else "t"
     base = group_dir / f"{prefix}_contrast-{contrast.name}"

@@ -26,7 +26,7 @@ def planted(tmp_path_factory):
     assert run_cli("petbind-simulate", simulate_main, args) == 0
     out = ds / "derivatives" / "petbind"
     code = run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--n-permutations",
-                                             "100", "--covariates", "-q"])
+                                             "100", "--covariates", "--voxel-fdr", "-q"])
     assert code == 0
     return out / "group"
 
@@ -68,6 +68,21 @@ def test_outputs_are_named_as_nilearn_and_fitlins_do(planted):
     assert set(tukey["group1"]) | set(tukey["group2"]) == {"secure", "avoidant", "ambivalent"}
 
 
+def test_voxel_fdr_maps_equal_scipy_benjamini_hochberg(planted):
+    # --voxel-fdr: the voxels kept are those whose BH-adjusted parametric p (scipy's
+    # false_discovery_control over the brain mask) is at most q = 0.025
+    import nibabel as nib
+    base = planted / "trc-carfentanil_contrast-secureGtOthers"
+    t = nib.load(f"{base}_stat-t_statmap.nii.gz").get_fdata()
+    p = nib.load(f"{base}_stat-p_statmap.nii.gz").get_fdata()
+    kept = nib.load(f"{base}_desc-voxelFDR_stat-t_statmap.nii.gz").get_fdata() != 0
+    mask = t != 0
+    expected = np.zeros_like(kept)
+    expected[mask] = stats.false_discovery_control(p[mask]) <= 0.025
+    assert expected.sum() > 100                   # the planted effect survives
+    assert np.array_equal(kept, expected)
+
+
 def test_roi_statistics_equal_scipy():
     rng = np.random.default_rng(0)
     groups = ["a"] * 12 + ["b"] * 10 + ["c"] * 8
@@ -107,3 +122,112 @@ def test_null_data_false_cluster_rate_is_nominal():
                                     n_permutations=100, cluster_p=0.01, q=0.025, seed=rep)
         false_runs += bool(inf.cluster_significant.any())
     assert false_runs <= 2
+
+
+def test_small_samples_use_every_ordering_the_exact_randomisation_test():
+    # 2 vs 3 participants: 5! = 120 orderings, fewer than the permutations asked for, so every
+    # ordering is used once. The permutation p of the t statistic at a voxel is then the exact
+    # randomisation p: the share of the C(5, 2) = 10 ways to label 2 of 5 as group 1 whose
+    # two-sample t (scipy, pooled variance) is at least the observed one, whatever the seed.
+    from itertools import combinations
+    y = np.array([[3.1], [2.7], [1.2], [0.9], [1.6]])
+    labels = np.array([1.0, 1.0, 0.0, 0.0, 0.0])
+    x = np.column_stack([np.ones(5), labels])
+    mask = np.ones((1, 1, 1), dtype=bool)
+    observed = stats.ttest_ind(y[labels == 1, 0], y[labels == 0, 0]).statistic
+    null = []
+    for pair in combinations(range(5), 2):
+        g = np.isin(np.arange(5), pair)
+        null.append(stats.ttest_ind(y[g, 0], y[~g, 0]).statistic)
+    exact_p = np.mean(np.array(null) >= observed - 1e-12)
+    for seed in (0, 7):
+        inf = permutation_inference(x, y, mask, Contrast("t", np.array([0.0, 1.0])), [0],
+                                    n_permutations=1000, cluster_p=0.5, seed=seed)
+        assert inf.exact and inf.n_permutations == 119
+        assert inf.stat[0] == pytest.approx(observed, rel=1e-10)
+        assert inf.voxel_p_perm_fwe[0] == pytest.approx(exact_p, abs=1e-6)
+    inf = permutation_inference(x, y, mask, Contrast("t", np.array([0.0, 1.0])), [0],
+                                n_permutations=50, cluster_p=0.5, seed=0)
+    assert not inf.exact and inf.n_permutations == 50
+
+
+def test_models_with_no_residual_degrees_of_freedom_are_skipped_not_fatal(tmp_path):
+    # 2 + 2 participants with age and sex: group + age + sex has as many parameters as
+    # participants, so no error variance can be estimated. The unadjusted analyses are still
+    # run; the adjusted ones are reported as skipped (voxelwise) or NaN (ROI table).
+    import json
+    ds = tmp_path / "ds"
+    assert run_cli("petbind-simulate", simulate_main, [
+        str(ds), "--n-subjects", "4", "--derivatives-only", "--seed", "4", "-q"]) == 0
+    out = ds / "derivatives" / "petbind"
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--covariates", "age",
+                                             "sex", "--n-permutations", "100", "-q"]) == 0
+    group_dir = out / "group"
+    assert (group_dir / "trc-carfentanil_contrast-secureGtOthers_stat-t_statmap.nii.gz").is_file()
+    assert not list(group_dir.glob("*contrast-secureGtOthersAdj_*"))
+    settings = json.loads((group_dir / "trc-carfentanil_desc-settings.json").read_text())
+    assert "no residual degrees of freedom" in settings["SkippedContrasts"]["secureGtOthersAdj"]
+    assert settings["PermutationsUsed"]["secureGtOthers"] == 23      # 4! - 1: the exact test
+    table = pd.read_csv(group_dir / "trc-carfentanil_desc-roi_stats.tsv", sep="\t")
+    full = table[table["model"] == "group + age + sex"]
+    assert full["F"].isna().all() and (full["df_resid"] == 0).all()
+    assert table.loc[table["model"] == "group", "F"].notna().all()
+
+
+def test_tfce_finds_a_planted_blob_and_only_there():
+    # 40 participants, smooth noise (FWHM 8 mm, SD 1) on the 4 mm MNI grid, +1.5 in a 12 mm-radius
+    # ball for the first 20 (expected t about 4.7): TFCE with permutation FWE (one-sided,
+    # group 1 > group 2) is significant in the ball, nowhere 30 mm or more away from it, and
+    # never for the opposite direction.
+    import nibabel as nib
+    from workflows.group.glm import tfce_inference
+    grid = mni_grid(4.0)
+    mask = template_mask_on_grid(grid)
+    rng = np.random.default_rng(5)
+    n = 40
+    noise = np.stack([ndimage.gaussian_filter(rng.standard_normal(grid.shape), 8 / 2.3548 / 4)
+                      for _ in range(n)])
+    noise /= noise[:, mask].std()
+    world = grid.world_coordinates().reshape(*grid.shape, 3)
+    centre = np.array([20.0, -20.0, 10.0])
+    distance = np.linalg.norm(world - centre, axis=-1)
+    groups = np.r_[np.ones(20), np.zeros(20)]
+    maps = noise + 1.5 * groups[:, None, None, None] * (distance <= 12)
+    x = np.column_stack([np.ones(n), groups])
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), grid.affine)
+    y = maps[:, mask]
+    tfce, p = tfce_inference(x, y, mask_img, Contrast("gt", np.array([0.0, 1.0])), [0],
+                             n_permutations=50, seed=1)
+    d = distance[mask]
+    assert p[d <= 12][np.argmax(tfce[d <= 12])] < 0.05
+    assert (p[d >= 30] >= 0.05).all()
+    assert tfce[d <= 6].mean() > tfce[d >= 30].mean()
+    _, p_opposite = tfce_inference(x, y, mask_img, Contrast("lt", np.array([0.0, -1.0])), [0],
+                                   n_permutations=50, seed=1)
+    assert (p_opposite[d <= 12] >= 0.05).all()
+
+
+@pytest.mark.parametrize("kind", ["t", "F"])
+def test_fast_permutations_equal_explicit_freedman_lane_refits(kind):
+    # Freedman-Lane: permute the residuals of the nuisance-only model, add back its fit, refit
+    # the full model. The engine's batched shortcut (no permuted copy of the data) must give the
+    # same statistic as doing exactly that, voxel by voxel.
+    from workflows.group.glm import _FastGLM, statistic
+    rng = np.random.default_rng(8)
+    n, v = 25, 300
+    groups = rng.integers(0, 3, n)
+    x = np.column_stack([np.ones(n), groups == 1, groups == 2, rng.normal(40, 10, n)]).astype(float)
+    y = rng.normal(size=(n, v)) + 0.3 * x[:, [1]]
+    if kind == "t":
+        contrast, nuisance = Contrast("t", np.array([0.0, 1.0, 0.0, 0.0])), [0, 2, 3]
+    else:
+        contrast, nuisance = Contrast("F", np.array([[0.0, 1, 0, 0], [0, 0, 1, 0]])), [0, 3]
+    z = x[:, nuisance]
+    fitted = z @ np.linalg.lstsq(z, y, rcond=None)[0]
+    resid = y - fitted
+    perms = [None] + [rng.permutation(n) for _ in range(6)]
+    fast = _FastGLM(x, y, contrast, nuisance).batch(perms)
+    for row, perm in zip(fast, perms):
+        permuted = y if perm is None else fitted + resid[perm]
+        explicit = statistic(x, permuted, contrast)[0]
+        np.testing.assert_allclose(row, explicit, rtol=1e-9, atol=1e-12)

@@ -25,10 +25,14 @@ def roi_means(maps: np.ndarray, labels: np.ndarray, regions: dict[str, list[int]
 
 def anova_table(data: pd.DataFrame, value: str, group: str, covariates: list[str]
                 ) -> dict[str, float]:
-    """F, p and partial eta^2 of the group term (type II sums of squares)."""
+    """F, p and partial eta^2 of the group term (type II sums of squares); NaN when the model
+    leaves no residual degrees of freedom (as many parameters as participants)."""
     terms = [f"C({group})"] + [f"Q('{c}')" if data[c].dtype.kind in "fi" else f"C({c})"
                                for c in covariates]
     model = smf.ols(f"Q('{value}') ~ " + " + ".join(terms), data=data).fit()
+    if model.df_resid < 1:
+        return {"F": np.nan, "p": np.nan, "partial_eta2": np.nan,
+                "df_group": float(data[group].nunique() - 1), "df_resid": 0.0}
     table = anova_lm(model, typ=2)
     row = table.loc[f"C({group})"]
     ss_res = table.loc["Residual", "sum_sq"]
