@@ -120,14 +120,43 @@ def run_group(settings, args) -> int:
     labels = atlas_on_grid(grid)
     brain = template_mask_on_grid(grid)
     desc = None if args.smoothing == "none" else args.smoothing
+    roi_atlas = read_roi_atlas(args.roi_atlas, grid)
     for tracer in tracers:
         run_tracer(settings, args, tracer, participants, group, levels, reference, covariates,
-                   group_dir, grid, labels, brain, desc)
+                   group_dir, grid, labels, brain, desc, roi_atlas)
     return 0
 
 
+def read_roi_atlas(spec: str, grid) -> tuple[np.ndarray, dict[str, list[int]]] | None:
+    """None for the built-in seed ROIs, else a user's label image on the grid and its regions
+    (name -> [index]) from the TSV beside it."""
+    if spec == "neuromorphometrics":
+        return None
+    path = Path(spec)
+    if not path.is_file():
+        raise PetbindError(f"{path}: no such atlas file; give a label image in {TEMPLATE_SPACE} "
+                           "or 'neuromorphometrics'", EX_NOINPUT)
+    table = path.with_name(path.name.removesuffix(".gz").removesuffix(".nii") + ".tsv")
+    if not table.is_file():
+        raise PetbindError(f"{table}: missing; the atlas needs a TSV of its labels beside it "
+                           "(columns index and name)", EX_NOINPUT)
+    names = pd.read_csv(table, sep="\t")
+    if not {"index", "name"} <= set(names.columns):
+        raise PetbindError(f"{table}: needs columns 'index' and 'name'", EX_DATAERR)
+    try:
+        labels = atlas_on_grid(grid, nib.load(path))
+    except Exception as err:
+        raise PetbindError(f"{path}: not a readable label image ({err})", EX_DATAERR) from None
+    regions = {str(row["name"]): [int(row["index"])] for _, row in names.iterrows()
+               if np.any(labels == int(row["index"]))}
+    if not regions:
+        raise PetbindError(f"{path}: none of the labels in {table.name} is inside the "
+                           f"{TEMPLATE_SPACE} box; is the atlas in that space?", EX_DATAERR)
+    return labels, regions
+
+
 def run_tracer(settings, args, tracer, participants, group, levels, reference, covariates,
-               group_dir, grid, labels, brain, desc) -> None:
+               group_dir, grid, labels, brain, desc, roi_atlas=None) -> None:
     out_dir = settings.output_dir
     smoothed = find_maps(out_dir, tracer, desc)
     unsmoothed = find_maps(out_dir, tracer, None)
@@ -221,12 +250,15 @@ def run_tracer(settings, args, tracer, participants, group, levels, reference, c
         write_tsv(group_dir / f"{prefix}_contrast-{contrast.name}_design.tsv",
                   pd.DataFrame(x, columns=names).assign(participant_id=frame["participant_id"]))
 
-    regions = {}
-    for roi in SEED_ROIS:
-        regions[roi] = region_labels(roi)
-        regions[f"{roi}_left"] = region_labels(roi, "left")
-        regions[f"{roi}_right"] = region_labels(roi, "right")
-    values = roi_means(maps_raw, labels, regions)
+    if roi_atlas is None:
+        roi_labels, regions = labels, {}
+        for roi in SEED_ROIS:
+            regions[roi] = region_labels(roi)
+            regions[f"{roi}_left"] = region_labels(roi, "left")
+            regions[f"{roi}_right"] = region_labels(roi, "right")
+    else:
+        roi_labels, regions = roi_atlas
+    values = roi_means(maps_raw, roi_labels, regions)
     roi_frame = pd.concat([frame[["participant_id", group] + covariates].reset_index(drop=True),
                            pd.DataFrame(values, columns=list(regions))], axis=1)
     write_tsv(group_dir / f"{prefix}_desc-roi_bpnd.tsv", roi_frame)
@@ -241,7 +273,7 @@ def run_tracer(settings, args, tracer, participants, group, levels, reference, c
     write_json(group_dir / f"{prefix}_desc-settings.json", {
         "GroupColumn": group, "Levels": levels, "ReferenceGroup": reference,
         "Covariates": covariates, "Smoothing": desc or "none",
-        "VoxelFDR": bool(args.voxel_fdr), "TFCE": bool(args.tfce),
+        "VoxelFDR": bool(args.voxel_fdr), "TFCE": bool(args.tfce), "ROIAtlas": args.roi_atlas,
         "ClusterFormingThresholdP": args.cluster_threshold, "FDRq": args.fdr_q,
         "NumberOfPermutations": args.n_permutations, "PermutationsUsed": used,
         "SkippedContrasts": skipped,

@@ -50,8 +50,10 @@ def glass_figure(stat_map: Path, path: Path, title: str) -> str:
     return path.name
 
 
-def roi_figure(roi_table: pd.DataFrame, group: str, path: Path) -> str:
-    regions = [r for r in SEED_ROIS if r in roi_table.columns]
+def roi_figure(roi_table: pd.DataFrame, group: str, regions: list[str], path: Path) -> str:
+    """Every participant's ROI value by group, for up to ten regions (the seed study's ROIs when
+    present)."""
+    regions = ([r for r in SEED_ROIS if r in regions] or regions)[:10]
     levels = list(dict.fromkeys(roi_table[group]))
     fig, axes = plt.subplots(2, 5, figsize=(14, 6), sharey=False)
     rng = np.random.default_rng(0)
@@ -62,6 +64,8 @@ def roi_figure(roi_table: pd.DataFrame, group: str, path: Path) -> str:
             ax.plot([i - 0.25, i + 0.25], [np.nanmean(v)] * 2, "k-")
         ax.set_xticks(range(len(levels)), levels, rotation=30, fontsize=7)
         ax.set_title(region, fontsize=9)
+    for ax in axes.ravel()[len(regions):]:
+        ax.axis("off")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -86,16 +90,18 @@ def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFram
             parts.append("<p>No cluster survives cluster-level FDR.</p>")
         parts.append(clusters.to_html(index=False, float_format="%.4g"))
     roi = pd.read_csv(group_dir / f"{prefix}_desc-roi_bpnd.tsv", sep="\t")
-    parts.append("<h2>ROI BPND by group</h2><img src='figures/" +
-                 roi_figure(roi, group, figdir / f"{prefix}_roi.png") + "'>")
     stats_table = pd.read_csv(group_dir / f"{prefix}_desc-roi_stats.tsv", sep="\t")
+    # the seed ROIs' per-hemisphere rows stay in the TSV; the report shows the bilateral ones
+    shown = ~stats_table["region"].str.endswith(("_left", "_right"))
+    regions = list(dict.fromkeys(stats_table.loc[shown, "region"]))
+    parts.append("<h2>ROI BPND by group</h2><img src='figures/" +
+                 roi_figure(roi, group, regions, figdir / f"{prefix}_roi.png") + "'>")
     parts.append("<h2>ROI statistics (Table 2)</h2>" +
-                 stats_table[~stats_table["region"].str.contains("_")].to_html(
-                     index=False, float_format="%.4g"))
+                 stats_table[shown].to_html(index=False, float_format="%.4g"))
     tukey_path = group_dir / f"{prefix}_desc-roi_tukey.tsv"
     if tukey_path.is_file():
         tukey = pd.read_csv(tukey_path, sep="\t")
-        parts.append("<h2>Tukey HSD</h2>" + tukey[~tukey["region"].str.contains("_")].to_html(
+        parts.append("<h2>Tukey HSD</h2>" + tukey[tukey["region"].isin(regions)].to_html(
             index=False, float_format="%.4g"))
     design = sorted(group_dir.glob(f"{prefix}_contrast-*_design.tsv"))
     if design:

@@ -83,6 +83,41 @@ def test_voxel_fdr_maps_equal_scipy_benjamini_hochberg(planted):
     assert np.array_equal(kept, expected)
 
 
+def test_any_atlas_gives_roi_values_and_statistics(planted, tmp_path):
+    # --roi-atlas FILE: a label image in MNI space with index/name TSV beside it. Each label's
+    # value is the mean of the participant's unsmoothed MNI map over its voxels (recomputed here
+    # with nibabel), and the ANOVA finds the planted hippocampal effect but not the cerebellum's.
+    import shutil
+    import nibabel as nib
+    from workflows.atlas import atlas_on_grid, region_labels
+    derivatives = planted.parent
+    out = tmp_path / "petbind"
+    shutil.copytree(derivatives, out, ignore=shutil.ignore_patterns("group"))
+    grid = mni_grid(2.0)
+    neuro = atlas_on_grid(grid)
+    custom = np.zeros(grid.shape, dtype=np.int16)
+    custom[np.isin(neuro, region_labels("hippocampus"))] = 7
+    custom[np.isin(neuro, region_labels("cerebellargm"))] = 9
+    atlas = tmp_path / "myatlas.nii.gz"
+    nib.save(nib.Nifti1Image(custom, grid.affine), atlas)
+    (tmp_path / "myatlas.tsv").write_text("index\tname\n7\thippo\n9\tcerebellum\n")
+    ds = derivatives.parent.parent
+    code = run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--n-permutations", "10",
+                                             "--covariates", "--roi-atlas", str(atlas), "-q"])
+    assert code == 0
+    values = pd.read_csv(out / "group" / "trc-carfentanil_desc-roi_bpnd.tsv", sep="\t")
+    sub = values["participant_id"].iloc[0]
+    bpnd = next((out / sub / "pet").glob("*space-MNI152NLin2009cAsym_model-SRTM_meas-BPND_mimap.nii.gz"))
+    expected = nib.load(bpnd).get_fdata()[custom == 7].mean()
+    assert values["hippo"].iloc[0] == pytest.approx(expected, rel=1e-5)
+    table = pd.read_csv(out / "group" / "trc-carfentanil_desc-roi_stats.tsv", sep="\t")
+    group_only = table[(table["model"] == "group") & (table["design"] == "three-class")]
+    p = group_only.set_index("region")["p"]
+    assert p["hippo"] < 0.01 and p["cerebellum"] > 0.01
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--roi-atlas",
+                                             str(tmp_path / "nope.nii.gz"), "-q"]) == 66
+
+
 def test_roi_statistics_equal_scipy():
     rng = np.random.default_rng(0)
     groups = ["a"] * 12 + ["b"] * 10 + ["c"] * 8

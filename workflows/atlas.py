@@ -162,11 +162,11 @@ def mni_grid(voxel_mm: float = 2.0) -> Grid:
     return Grid(shape, affine)
 
 
-def atlas_on_grid(grid: Grid) -> NDArray[np.int16]:
-    """Neuromorphometrics labels resampled (nearest neighbour) on a grid."""
+def atlas_on_grid(grid: Grid, atlas: nib.Nifti1Image | None = None) -> NDArray[np.int16]:
+    """Labels (default: Neuromorphometrics) resampled (nearest neighbour) on a grid."""
     from scipy import ndimage
 
-    atlas = load_atlas()
+    atlas = load_atlas() if atlas is None else atlas
     inv = np.linalg.inv(atlas.affine)
     pts = grid.world_coordinates()
     coords = (pts @ inv[:3, :3].T + inv[:3, 3]).T

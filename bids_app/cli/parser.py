@@ -74,7 +74,11 @@ def build_parser() -> Parser:
     grp.add_argument("--tfce", action="store_true",
                      help="also threshold-free cluster enhancement with permutation FWE p "
                      "(t contrasts; nilearn; slow: about 1-2 s per permutation at 2 mm)")
-    grp.add_argument("--roi-atlas", default="neuromorphometrics", choices=["neuromorphometrics"])
+    grp.add_argument("--roi-atlas", default="neuromorphometrics", metavar="ATLAS",
+                     help="'neuromorphometrics' (default: the seed study's ten ROIs, bilateral "
+                     "and per hemisphere), or a label image in MNI152NLin2009cAsym (.nii[.gz]) "
+                     "with a TSV of 'index' and 'name' beside it (same name, .tsv): every "
+                     "label becomes a region")
     out = p.add_argument_group("messages")
     out.add_argument("-v", "--verbose", action="count", default=0)
     out.add_argument("-q", "--quiet", action="store_true")
