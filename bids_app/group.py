@@ -228,13 +228,8 @@ def run_tracer(settings, args, tracer, participants, group, levels, reference, c
         used[contrast.name] = inf.n_permutations
         say(settings, f"trc-{tracer}: contrast {contrast.name} done ({inf.n_permutations} "
             f"permutations{', all orderings: exact test' if inf.exact else ''})")
-        write_contrast(group_dir, prefix, contrast, inf, mask, grid, labels)
-        base = group_dir / f"{prefix}_contrast-{contrast.name}"
-        kind = "F" if contrast.is_f else "t"
-        if args.voxel_fdr:
-            write_nifti(Path(f"{base}_desc-voxelFDR_stat-{kind}_statmap.nii.gz"),
-                        volume(np.where(inf.voxel_fdr_significant, inf.stat, 0.0), mask, grid),
-                        grid.affine)
+        base = write_contrast(group_dir, prefix, contrast, inf, mask, grid, labels,
+                              args.voxel_fdr)
         if args.tfce and not contrast.is_f:
             say(settings, f"trc-{tracer}: TFCE of {contrast.name} ({args.n_permutations} "
                 "permutations)")
@@ -292,7 +287,10 @@ def volume(values, mask, grid, fill: float = 0.0) -> np.ndarray:
     return out
 
 
-def write_contrast(group_dir, prefix, contrast, inf, mask, grid, labels) -> None:
+def write_contrast(group_dir, prefix, contrast, inf, mask, grid, labels,
+                   voxel_fdr: bool = False) -> Path:
+    """The contrast's statistic maps, cluster-FDR map and cluster table (and the voxel-FDR map
+    when asked); returns the path prefix of its files."""
     def vol(values):
         return volume(values, mask, grid)
 
@@ -306,6 +304,9 @@ def write_contrast(group_dir, prefix, contrast, inf, mask, grid, labels) -> None
     thresholded = np.where(significant, vol(inf.stat), 0.0)
     write_nifti(Path(f"{base}_desc-clusterFDR_stat-{kind}_statmap.nii.gz"), thresholded,
                 grid.affine)
+    if voxel_fdr:
+        write_nifti(Path(f"{base}_desc-voxelFDR_stat-{kind}_statmap.nii.gz"),
+                    vol(np.where(inf.voxel_fdr_significant, inf.stat, 0.0)), grid.affine)
     names = atlas_labels()
     rows = []
     stat_vol = vol(inf.stat)
@@ -329,3 +330,4 @@ def write_contrast(group_dir, prefix, contrast, inf, mask, grid, labels) -> None
     columns = ["cluster", "size_voxels", "size_mm3", "peak_stat", "peak_x", "peak_y", "peak_z",
                "com_x", "com_y", "com_z", "p_unc", "q_fdr", "p_fwe", "significant", "regions"]
     write_tsv(Path(f"{base}_clusters.tsv"), pd.DataFrame(rows, columns=columns))
+    return base

@@ -42,13 +42,9 @@ def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0,
     out = Path(out_dir)
     image = ants.image_read(t1w)
     stripped = mode == "skip" or (mode == "auto" and is_skull_stripped(image.numpy()))
-    given_mask = None
-    if stripped:
-        given_mask = ndimage.binary_fill_holes(image.numpy() != 0)
-        corrected = ants.n4_bias_field_correction(
-            image, mask=image.new_image_like(given_mask.astype(np.float32)), shrink_factor=4)
-    else:
-        corrected = ants.n4_bias_field_correction(image, shrink_factor=4)
+    given_mask = ndimage.binary_fill_holes(image.numpy() != 0) if stripped else None
+    n4_mask = image.new_image_like(given_mask.astype(np.float32)) if stripped else None
+    corrected = ants.n4_bias_field_correction(image, mask=n4_mask, shrink_factor=4)
     corrected_path = str(out / "t1w_n4.nii.gz")
     ants.image_write(corrected, corrected_path)
     source = nib.load(corrected_path)

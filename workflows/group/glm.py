@@ -161,9 +161,6 @@ class _FastGLM:
             stat = np.einsum("vbi,ij,vbj->vb", cb, self.middle, cb) / self.rank / sigma2
         return np.ascontiguousarray(stat.T)
 
-    def __call__(self, perm: NDArray | None) -> NDArray:
-        return self.batch([perm])[0]
-
 
 def _permutations(n: int, n_permutations: int, seed: int) -> list[NDArray]:
     """``n_permutations`` random orderings of n rows, or all n! - 1 non-identity orderings when
