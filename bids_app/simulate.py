@@ -10,6 +10,7 @@ OUT_DIR/derivatives/truth/.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,47 +176,58 @@ def simulate(cfg: SimulationConfig, log=print) -> None:
                     "SourceDatasets": [{"URL": "file://../.."}]})
 
     atlas = Atlas()
-    out_grid = mni_output_grid()
-    first_group = next(iter(cfg.groups))
-    sessions = cfg.sessions or [None]
-    rows = []
-    for (_, person), rng in zip(participants.iterrows(), subject_seeds):
-        sub = person["participant_id"].removeprefix("sub-")
-        in_effect_group = person[cfg.group_column] != first_group
-        anatomy = None if cfg.derivatives_only else make_anatomy(cfg, atlas, rng)
-        for ses_index, ses in enumerate(sessions):
-            occupancy = cfg.occupancy if ses_index > 0 else 0.0
-            if anatomy is not None:
-                write_anatomy(cfg, root, truth_root, sub, ses, anatomy)
-            for tracer in cfg.tracers:
-                log(f"petbind-simulate: sub-{sub}" + (f" ses-{ses}" if ses else "") +
-                    f" trc-{tracer}")
-                pattern = PATTERNS[tracer]
-                # the same person has the same receptors in every session: seed by subject+tracer
-                receptor_rng = np.random.default_rng(
-                    [cfg.seed, int(sub), cfg.tracers.index(tracer)])
-                receptors = subject_regional_bpnd(
-                    pattern, receptor_rng, cfg.effects, in_effect_group, person["age"],
-                    cfg.age_effect_per_decade, person["sex"] == "F", cfg.sex_effect,
-                    occupancy=occupancy)
-                bp_atlas = bpnd_map(atlas.labels, receptors, atlas.voxel_mm, receptor_rng)
-                bp_mni = to_output_grid(bp_atlas, atlas, out_grid)
-                name = f"{entities(sub, ses)}_trc-{tracer}"
-                write_nifti(folder(truth_root, sub, ses, "pet") /
-                            f"{name}_space-{TEMPLATE_SPACE}_meas-BPND_mimap.nii.gz",
-                            bp_mni, out_grid.affine)
-                for region in REGION_GROUPS:
-                    mask = np.isin(atlas.labels, region_labels(region))
-                    rows.append({"participant_id": f"sub-{sub}", "session": ses or "n/a",
-                                 "tracer": tracer, "region": region,
-                                 "BPND": float(bp_atlas[mask].mean()),
-                                 "group": person[cfg.group_column]})
-                if cfg.derivatives_only:
-                    write_fast_derivatives(cfg, root, sub, ses, name, bp_mni, out_grid, rng)
-                else:
-                    write_pet(cfg, root, truth_root, sub, ses, tracer, name, anatomy, atlas,
-                              bp_atlas, rng)
+    rows: list[dict] = []
+    # scratch: registrations of a given T1w (--t1w), used until the person's last scan is written
+    with tempfile.TemporaryDirectory(prefix="petbind-simulate-") as scratch:
+        for (_, person), rng in zip(participants.iterrows(), subject_seeds):
+            rows += simulate_person(cfg, root, truth_root, atlas, person, rng, Path(scratch),
+                                    log)
     write_tsv(truth_root / "regional_bpnd.tsv", pd.DataFrame(rows))
+
+
+def simulate_person(cfg: SimulationConfig, root: Path, truth_root: Path, atlas: Atlas,
+                    person: pd.Series, rng: np.random.Generator, scratch: Path, log=print
+                    ) -> list[dict]:
+    """One participant's anatomy and scans (every session and tracer) and their truth; returns
+    the rows of the regional truth table."""
+    out_grid = mni_output_grid()
+    sub = person["participant_id"].removeprefix("sub-")
+    in_effect_group = person[cfg.group_column] != next(iter(cfg.groups))
+    anatomy = None if cfg.derivatives_only else make_anatomy(cfg, atlas, rng, scratch)
+    rows = []
+    for ses_index, ses in enumerate(cfg.sessions or [None]):
+        occupancy = cfg.occupancy if ses_index > 0 else 0.0
+        if anatomy is not None:
+            write_anatomy(cfg, root, truth_root, sub, ses, anatomy)
+        for tracer in cfg.tracers:
+            log(f"petbind-simulate: sub-{sub}" + (f" ses-{ses}" if ses else "") +
+                f" trc-{tracer}")
+            pattern = PATTERNS[tracer]
+            # the same person has the same receptors in every session: seed by subject+tracer
+            receptor_rng = np.random.default_rng(
+                [cfg.seed, int(sub), cfg.tracers.index(tracer)])
+            receptors = subject_regional_bpnd(
+                pattern, receptor_rng, cfg.effects, in_effect_group, person["age"],
+                cfg.age_effect_per_decade, person["sex"] == "F", cfg.sex_effect,
+                occupancy=occupancy)
+            bp_atlas = bpnd_map(atlas.labels, receptors, atlas.voxel_mm, receptor_rng)
+            bp_mni = to_output_grid(bp_atlas, atlas, out_grid)
+            name = f"{entities(sub, ses)}_trc-{tracer}"
+            write_nifti(folder(truth_root, sub, ses, "pet") /
+                        f"{name}_space-{TEMPLATE_SPACE}_meas-BPND_mimap.nii.gz",
+                        bp_mni, out_grid.affine)
+            for region in REGION_GROUPS:
+                mask = np.isin(atlas.labels, region_labels(region))
+                rows.append({"participant_id": f"sub-{sub}", "session": ses or "n/a",
+                             "tracer": tracer, "region": region,
+                             "BPND": float(bp_atlas[mask].mean()),
+                             "group": person[cfg.group_column]})
+            if cfg.derivatives_only:
+                write_fast_derivatives(cfg, root, sub, ses, name, bp_mni, out_grid, rng)
+            else:
+                write_pet(cfg, root, truth_root, sub, ses, tracer, name, anatomy, atlas,
+                          bp_atlas, rng)
+    return rows
 
 
 @dataclass
@@ -230,9 +242,10 @@ class Anatomy:
     brain_t1: np.ndarray
 
 
-def make_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator) -> Anatomy:
+def make_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator,
+                 scratch: Path) -> Anatomy:
     if cfg.t1w is not None:
-        return anatomy_from_t1w(cfg, atlas)
+        return anatomy_from_t1w(cfg, atlas, scratch)
     template = load_template()
     warp = random_warp(rng, atlas.box)
     t1_grid = native_grid_around(warp, atlas.box, cfg.t1_voxel_mm, margin_mm=25.0)
@@ -265,17 +278,15 @@ class RegisteredWarp:
         return out[["x", "y", "z"]].to_numpy() * np.array([-1.0, -1.0, 1.0])
 
 
-def anatomy_from_t1w(cfg: SimulationConfig, atlas: Atlas) -> Anatomy:
+def anatomy_from_t1w(cfg: SimulationConfig, atlas: Atlas, scratch: Path) -> Anatomy:
     """Anatomy from a given T1w: brain extraction and SyN normalisation (petbind's anatomical
     stage) give the native -> MNI mapping through which the atlas and receptor maps are pulled
     into the subject's space. The T1w itself is written unchanged."""
-    import tempfile
-
     import nibabel as nib
 
     from workflows.anat import bias_correct_and_extract, normalise
 
-    work = Path(tempfile.mkdtemp(prefix="petbind-simulate-"))
+    work = Path(tempfile.mkdtemp(dir=scratch))
     _, brain, mask = bias_correct_and_extract(str(cfg.t1w), str(work), seed=cfg.seed)
     _, mni2t1w, _ = normalise(brain, str(work))
     warp = RegisteredWarp(mni2t1w)

@@ -2,6 +2,8 @@
 extraction gives a plausible adult volume and the T1w normalises to MNI152NLin2009cAsym with a
 brain-mask Dice above 0.9 against the template's brain."""
 
+import tempfile
+
 import ants
 import numpy as np
 import pytest
@@ -14,8 +16,17 @@ from workflows.anat import bias_correct_and_extract, mni_reference_image, normal
 def real_anat(tmp_path_factory):
     t1w = shared_data("real-t1w", "chris_t1.nii.gz")
     out = tmp_path_factory.mktemp("real_t1w")
-    _, brain, mask = bias_correct_and_extract(str(t1w), str(out))
-    fwd, _, _ = normalise(brain, str(out))
+    # the system's temporary folder made unusable (a file, not a folder): the anatomical stage
+    # must keep its tools' temporary files in its own folder (apptainer --containall gives a
+    # 64 MB /tmp, too small for ROBEX's copy of the T1w)
+    unusable = tmp_path_factory.mktemp("system") / "not-a-folder"
+    unusable.write_text("")
+    previous, tempfile.tempdir = tempfile.tempdir, str(unusable)
+    try:
+        _, brain, mask = bias_correct_and_extract(str(t1w), str(out))
+        fwd, _, _ = normalise(brain, str(out))
+    finally:
+        tempfile.tempdir = previous
     return out, mask, fwd
 
 

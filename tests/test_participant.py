@@ -2,6 +2,7 @@
 simulator's truth, failure isolation, resume, and the input left untouched."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -40,11 +41,13 @@ def dataset(tmp_path_factory):
     extra = participants.iloc[[1]].assign(participant_id="sub-03")
     pd.concat([participants, extra]).to_csv(ds / "participants.tsv", sep="\t", index=False)
     before = tree_digest(ds)
-    out, work = root / "out", root / "work"
+    out, work, tmp = root / "out", root / "work", root / "tmp"
+    tmp.mkdir()
     proc = subprocess.run([sys.executable, "-m", "bids_app.cli.run", str(ds), str(out),
                            "participant", "-w", str(work), "--nprocs", "2"],
-                          capture_output=True, text=True, timeout=3000)
-    return {"ds": ds, "out": out, "work": work, "proc": proc, "before": before}
+                          capture_output=True, text=True, timeout=3000,
+                          env={**os.environ, "TMPDIR": str(tmp)})
+    return {"ds": ds, "out": out, "work": work, "proc": proc, "before": before, "tmp": tmp}
 
 
 def test_one_failing_participant_does_not_stop_the_others(dataset):
@@ -71,6 +74,12 @@ def test_progress_counts_the_whole_graph_once(dataset):
 
 def test_input_dataset_is_never_written(dataset):
     assert tree_digest(dataset["ds"]) == dataset["before"]
+
+
+def test_nothing_is_left_in_the_system_temporary_folder(dataset):
+    # a cluster node's /tmp must not fill up scan after scan: antspyx leaves Atropos's
+    # probability images there unless petbind keeps them in the node's folder
+    assert sorted(p.name for p in dataset["tmp"].iterdir()) == []
 
 
 def test_outputs_are_named_as_bep023_with_sidecars(dataset):

