@@ -178,3 +178,27 @@ def test_simulated_pet_gives_back_its_truth_through_petbind_fit(tmp_path):
     rel = np.abs(est[sel] / tru[sel] - 1)
     assert np.median(rel) < 0.005 and np.percentile(rel, 90) < 0.01
     assert np.corrcoef(est[sel], tru[sel])[0, 1] > 0.95
+
+
+def test_regional_truth_is_what_the_phantom_regions_hold(tmp_path):
+    # Noise-free, motion-free, no PSF: the mean TAC over each region of the truth segmentation,
+    # fitted with SRTM against the truth reference region, must give the regional truth table's
+    # BPND (within 1 %): every voxel of a region carries that region's kinetics, as the table
+    # says (the within-region variation is mild: 5 % SD).
+    from workflows.atlas import SEED_ROIS
+    from workflows.tacs import extract_tacs, fit_regions
+    ds = simulate(tmp_path / "ds", "--n-subjects", "1", "--groups", "a", "--noise", "0",
+                  "--motion-mm", "0", "--psf-fwhm", "0", "--seed", "4", *SMALL)
+    truth = ds / "derivatives" / "truth" / "sub-01" / "pet"
+    stem = "sub-01_trc-carfentanil"
+    tacs = extract_tacs(str(ds / "sub-01" / "pet" / f"{stem}_pet.nii.gz"),
+                        str(ds / "sub-01" / "pet" / f"{stem}_pet.json"),
+                        str(truth / f"{stem}_seg-neuromorphometrics_dseg.nii.gz"),
+                        str(truth / f"{stem}_label-occipital_desc-reference_mask.nii.gz"),
+                        "occipital", str(tmp_path))
+    fits = pd.read_csv(fit_regions(tacs, str(ds / "sub-01" / "pet" / f"{stem}_pet.json"),
+                                   "occipital", str(tmp_path)), sep="\t").set_index("region")
+    table = pd.read_csv(ds / "derivatives" / "truth" / "regional_bpnd.tsv", sep="\t")
+    table = table[table["participant_id"] == "sub-01"].set_index("region")["BPND"]
+    rel = fits.loc[list(SEED_ROIS), "BPND"] / table[list(SEED_ROIS)] - 1
+    assert rel.abs().max() < 0.01, rel.round(3).to_dict()
