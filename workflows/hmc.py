@@ -77,11 +77,15 @@ def motion_correct(pet: str, sidecar: str, out_dir: str, ref_start_s: float = 12
         total = sum(images[i].numpy() * weights[i] for i in idx) / weights[idx].sum()
         return frames[0].new_image_like(total.astype(np.float32))
 
-    reference = ants.smooth_image(weighted_mean(frames, late), smooth_fwhm_mm, sigma_in_physical_coordinates=True, FWHM=True)
+    def smooth(img):
+        return ants.smooth_image(img, smooth_fwhm_mm, sigma_in_physical_coordinates=True,
+                                 FWHM=True)
+
+    reference = smooth(weighted_mean(frames, late))
     transforms: list[str | None] = [None] * timing.n_frames
     for pass_ in range(2):
         for i in late:
-            moving = ants.smooth_image(frames[i], smooth_fwhm_mm, sigma_in_physical_coordinates=True, FWHM=True)
+            moving = smooth(frames[i])
             reg = ants.registration(fixed=reference, moving=moving, type_of_transform="Rigid",
                                     aff_metric="mattes",
                                     outprefix=str(out / f"hmc_pass{pass_}_frame{i:03d}_"))
@@ -89,7 +93,7 @@ def motion_correct(pet: str, sidecar: str, out_dir: str, ref_start_s: float = 12
         if pass_ == 0:
             realigned = [ants.apply_transforms(reference, frames[i], [transforms[i]])
                          if transforms[i] else frames[i] for i in range(timing.n_frames)]
-            reference = ants.smooth_image(weighted_mean(realigned, late), smooth_fwhm_mm, sigma_in_physical_coordinates=True, FWHM=True)
+            reference = smooth(weighted_mean(realigned, late))
     first = transforms[int(late[0])]
     transforms = [t or first for t in transforms]
     corrected = [ants.apply_transforms(frames[i], frames[i], [transforms[i]],
