@@ -249,7 +249,9 @@ def make_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator,
     template = load_template()
     warp = random_warp(rng, atlas.box)
     t1_grid = native_grid_around(warp, atlas.box, cfg.t1_voxel_mm, margin_mm=25.0)
-    t1, brain_t1 = synthesize_t1w(template, warp, t1_grid, rng)
+    labels_t1 = sample_image((atlas.labels, atlas.affine), warp(t1_grid.world_coordinates()),
+                             order=0).reshape(t1_grid.shape)
+    t1, brain_t1 = synthesize_t1w(template, warp, t1_grid, rng, labels_t1 > 0)
     fine_mm = min(1.5, cfg.voxel_mm)
     fine = native_grid_around(warp, atlas.box, fine_mm, margin_mm=8.0)
     labels_fine = sample_image((atlas.labels, atlas.affine), warp(fine.world_coordinates()),

@@ -103,16 +103,18 @@ def sample_image(img: nib.Nifti1Image | tuple[NDArray, NDArray], points_mm: NDAr
 
 
 def synthesize_t1w(template: nib.Nifti1Image, warp: SubjectWarp, grid: Grid,
-                   rng: np.random.Generator, noise_fraction: float = 0.02,
-                   bias_fraction: float = 0.15) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """A T1w head: the template brain pulled into native space, surrounded by CSF, skull and a
+                   rng: np.random.Generator, brain_mask: NDArray[np.bool_],
+                   noise_fraction: float = 0.02, bias_fraction: float = 0.15
+                   ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """A T1w head: the template brain pulled into native space within ``brain_mask`` (the
+    atlas's brain, the outline the PET activity has: a template-based outline differs from it
+    enough to bias PET-to-T1w coregistration by about 1 mm), surrounded by CSF, skull and a
     bright scalp (layers at 0-3, 3-9 and 9-15 mm from the brain), multiplied by a smooth bias
     field (about +-``bias_fraction``), with Rician noise (SD ``noise_fraction`` of white matter).
     Returns the image and the brain mask (truth)."""
     vox = float(abs(grid.affine[0, 0]))
     points = grid.world_coordinates()
     brain = sample_image(template, warp(points), order=1).reshape(grid.shape)
-    brain_mask = brain > 5
     distance = ndimage.distance_transform_edt(~brain_mask, sampling=vox)
     wm_level = float(np.percentile(brain[brain_mask], 95))
     head = np.zeros(grid.shape)
