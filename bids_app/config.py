@@ -29,6 +29,7 @@ class Settings:
     plugin: str = "MultiProc"
     plugin_args: dict = field(default_factory=dict)
     smoothing_fwhm_mm: float = 8.0
+    pvc_psf_fwhm_mm: float | None = None   # GTM partial-volume correction of regional TACs
     mni_voxel_mm: float = 2.0
     n_bases: int = 300
     seed: int = 0

@@ -110,6 +110,31 @@ def write_scan_derivatives(output_dir: str, scan_name: str, subject: str, sessio
     return written
 
 
+def write_pvc_derivatives(output_dir: str, scan_name: str, subject: str, session: str | None,
+                          reference_region: str, psf_fwhm_mm: float, tacs: str, kinpar: str,
+                          provenance: dict) -> list[str]:
+    """The GTM partial-volume-corrected TACs and their SRTM fits (``pvc-GTM``, as PETPrep
+    names partial-volume-corrected outputs)."""
+    out = scan_dir(Path(output_dir), subject, session, "pet")
+    pvc = {"PartialVolumeCorrection": "GTM (Rousset et al. 1998)",
+           "PointSpreadFunctionFWHMmm": psf_fwhm_mm,
+           "PartialVolumeRegions": "Neuromorphometrics labels and the rest of the field of "
+                                   "view; the reference region is its whole atlas region"}
+    written = []
+    for src, name, side in (
+            (tacs, f"{scan_name}_pvc-GTM_tacs.tsv",
+             {"frame_start": {"Units": "s"}, "frame_end": {"Units": "s"},
+              "Description": "partial-volume-corrected mean decay-corrected activity (Units "
+                             "of the PET image) per region"}),
+            (kinpar, f"{scan_name}_pvc-GTM_model-SRTM_kinpar.tsv",
+             {"Model": "SRTM", "ReferenceRegion": reference_region, "k2": {"Units": "1/min"},
+              "Bounds": {"R1": [0, 3], "k2": [0, 1], "BPND": [0, 8]}})):
+        copy_atomic(src, out / name)
+        write_json(out / name.replace(".tsv", ".json"), {**provenance, **pvc, **side})
+        written.append(str(out / name))
+    return written
+
+
 def write_anat_derivatives(output_dir: str, subject: str, session: str | None, products: dict,
                            provenance: dict) -> list[str]:
     out = scan_dir(Path(output_dir), subject, session, "anat")

@@ -11,6 +11,7 @@ from workflows.anat import init_anat_wf
 from workflows.coreg import init_coreg_wf
 from workflows.hmc import init_hmc_wf
 from workflows.mni import init_mni_wf
+from workflows.pvc import init_pvc_wf
 from workflows.refregion import init_refregion_wf
 from workflows.tacs import init_tacs_wf
 from workflows.voxelwise import init_voxelwise_wf
@@ -124,6 +125,27 @@ def init_scan_wf(scan, settings):
         (to_mni["bpnd"], report, [("outputnode.mni", "bpnd_mni")]),
         (sink, report, [("written", "written")]),
     ])
+    if settings.pvc_psf_fwhm_mm:
+        pvc = init_pvc_wf(psf_fwhm_mm=settings.pvc_psf_fwhm_mm,
+                          reference_region=tracer.reference_region)
+        pvc_sink = pe.Node(niu.Function(function=_pvc_sink_node, output_names=["written"]),
+                           name="derivatives_pvc")
+        pvc_sink.inputs.output_dir = str(settings.output_dir)
+        pvc_sink.inputs.scan_name = scan.name
+        pvc_sink.inputs.subject = scan.subject
+        pvc_sink.inputs.session = scan.session
+        pvc_sink.inputs.reference_region = tracer.reference_region
+        pvc_sink.inputs.psf_fwhm_mm = settings.pvc_psf_fwhm_mm
+        pvc_sink.inputs.provenance = sink.inputs.provenance
+        report.inputs.methods += " " + pvc.__desc__
+        workflow.connect([
+            (inputnode, pvc, [("sidecar", "inputnode.sidecar"),
+                              ("mni2t1w", "inputnode.mni2t1w")]),
+            (hmc, pvc, [("outputnode.petref", "inputnode.petref"),
+                        ("outputnode.pet_hmc", "inputnode.pet_hmc")]),
+            (coreg, pvc, [("outputnode.pet2t1w", "inputnode.pet2t1w")]),
+            (pvc, pvc_sink, [("outputnode.tacs", "tacs"), ("outputnode.kinpar", "kinpar")]),
+        ])
     for m in MAP_NAMES:
         workflow.connect([
             (voxelwise, to_mni[m], [(f"outputnode.{m}", "inputnode.pet_map")]),
@@ -145,6 +167,13 @@ def _scan_sink_node(output_dir, scan_name, subject, session, reference_region, f
         products.pop(key)
     products["reference_region"] = reference_region
     return write_scan_derivatives(output_dir, scan_name, subject, session, products, provenance)
+
+
+def _pvc_sink_node(output_dir, scan_name, subject, session, reference_region, psf_fwhm_mm,
+                   provenance, tacs, kinpar):
+    from bids_app.derivatives import write_pvc_derivatives
+    return write_pvc_derivatives(output_dir, scan_name, subject, session, reference_region,
+                                 psf_fwhm_mm, tacs, kinpar, provenance)
 
 
 def _anat_sink_node(output_dir, subject, session, t1w_preproc, brain_mask, dseg, gm_prob,

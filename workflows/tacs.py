@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
@@ -15,6 +16,36 @@ from workflows.atlas import REGION_GROUPS, atlas_labels, region_labels
 from workflows.kinetics.frames import FrameTiming, to_decay_corrected
 from workflows.kinetics.regional import fit_srtm
 from workflows.kinetics.weights import frame_weights
+
+
+def tacs_table(label_tacs: dict[int, NDArray[np.float64]], volumes: dict[int, float],
+               reference_tac: NDArray[np.float64] | None, reference_name: str,
+               timing: FrameTiming, meta: dict) -> pd.DataFrame:
+    """The ``_tacs.tsv`` table from per-label TACs (frame means, as in the images) and label
+    volumes: frame_start, frame_end (s), the reference region, each named region group (the
+    volume-weighted mean of its labels) and each atlas label, decay-corrected. Without
+    ``reference_tac`` the reference is its whole region group."""
+    def group(labels: list[int]) -> NDArray[np.float64] | None:
+        present = [i for i in labels if i in label_tacs]
+        if not present:
+            return None
+        weights = np.array([volumes[i] for i in present])
+        return np.average(np.stack([label_tacs[i] for i in present]), axis=0, weights=weights)
+
+    columns = {"frame_start": timing.start_s, "frame_end": timing.end_s}
+    columns[reference_name] = (reference_tac if reference_tac is not None
+                               else group(region_labels(reference_name)))
+    for region in REGION_GROUPS:
+        tac = group(region_labels(region)) if region != reference_name else None
+        if tac is not None:
+            columns[region] = tac
+    for index, name in atlas_labels().items():
+        if index in label_tacs:
+            columns[name] = label_tacs[index]
+    table = pd.DataFrame(columns)
+    values = table.columns[2:]
+    table[values] = to_decay_corrected(table[values].to_numpy().T, timing, meta).T
+    return table
 
 
 def extract_tacs(pet_hmc: str, sidecar: str, atlas_pet: str, reference_mask: str,
@@ -26,21 +57,13 @@ def extract_tacs(pet_hmc: str, sidecar: str, atlas_pet: str, reference_mask: str
     timing = FrameTiming.from_sidecar(meta, n_frames=data.shape[3])
     labels = np.asarray(nib.load(atlas_pet).dataobj).round().astype(int)
     ref = np.asarray(nib.load(reference_mask).dataobj) > 0.5
-    columns = {"frame_start": timing.start_s, "frame_end": timing.end_s}
-    columns[reference_name] = data[ref].mean(axis=0)
-    for region in REGION_GROUPS:
-        if region == reference_name:
-            continue
-        mask = np.isin(labels, region_labels(region))
-        if mask.any():
-            columns[region] = data[mask].mean(axis=0)
-    for index, name in atlas_labels().items():
+    label_tacs, volumes = {}, {}
+    for index in np.unique(labels[labels > 0]):
         mask = labels == index
-        if mask.any():
-            columns[name] = data[mask].mean(axis=0)
-    table = pd.DataFrame(columns)
-    values = table.columns[2:]
-    table[values] = to_decay_corrected(table[values].to_numpy().T, timing, meta).T
+        label_tacs[int(index)] = data[mask].mean(axis=0, dtype=np.float64)
+        volumes[int(index)] = float(mask.sum())
+    table = tacs_table(label_tacs, volumes, data[ref].mean(axis=0, dtype=np.float64),
+                       reference_name, timing, meta)
     path = str(Path(out_dir) / "tacs.tsv")
     table.to_csv(path, sep="\t", index=False, float_format="%.6g")
     return path

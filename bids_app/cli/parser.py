@@ -47,6 +47,11 @@ def build_parser() -> Parser:
                       "smoothing_fwhm, n_bases")
     opts.add_argument("--smoothing-fwhm", type=float, metavar="MM",
                       help="FWHM of the smoothing of MNI maps (default 8 mm: desc-sm8)")
+    opts.add_argument("--pvc-psf-fwhm", type=float, metavar="MM",
+                      help="also correct the regional TACs for partial-volume effects by the "
+                      "geometric transfer matrix (GTM) with a Gaussian PSF of this FWHM, the "
+                      "scanner's resolution (e.g. 2.5 for the HRRT), and fit them: "
+                      "_pvc-GTM_tacs.tsv, _pvc-GTM_model-SRTM_kinpar.tsv (default: no PVC)")
     opts.add_argument("--seed", type=int, default=0, help="seed of randomised steps")
     opts.add_argument("--skull-strip-t1w", choices=["auto", "force", "skip"], default="auto",
                       help="brain extraction of the T1w: force runs ROBEX, skip takes the T1w as "

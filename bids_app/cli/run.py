@@ -51,6 +51,9 @@ def settings_from_args(args) -> Settings:
     except json.JSONDecodeError:
         raise PetbindError("--plugin-args must be JSON, e.g. '{\"n_procs\": 4}'",
                            EX_USAGE) from None
+    if args.pvc_psf_fwhm is not None and not 0 < args.pvc_psf_fwhm <= 20:
+        raise PetbindError(f"--pvc-psf-fwhm {args.pvc_psf_fwhm:g}: give the scanner's "
+                           "resolution in mm (0 < FWHM <= 20)", EX_USAGE)
     config = read_config_file(args.config_file) if args.config_file else {}
     settings = Settings(
         bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
@@ -62,7 +65,7 @@ def settings_from_args(args) -> Settings:
         plugin_args=plugin_args, seed=args.seed,
         smoothing_fwhm_mm=args.smoothing_fwhm if args.smoothing_fwhm is not None else
         float(config.get("smoothing_fwhm", 8.0)),
-        n_bases=int(config.get("n_bases", 300)),
+        n_bases=int(config.get("n_bases", 300)), pvc_psf_fwhm_mm=args.pvc_psf_fwhm,
         verbosity=-1 if args.quiet else args.verbose,
         tracer_overrides={k.lower(): v for k, v in config.get("tracers", {}).items()})
     return settings
@@ -137,7 +140,9 @@ def execute(settings: Settings, scans) -> int:
     crash_dir.mkdir(parents=True, exist_ok=True)
     configure_nipype(settings, crash_dir)
     before = set(crash_dir.glob("crash-*"))
-    workflow = init_petbind_wf(scans, settings)
+    # one folder of the work dir per petbind version: a work dir reused after an upgrade must
+    # not hand back results computed by the old code (nipype hashes node inputs, not the code)
+    workflow = init_petbind_wf(scans, settings, name=workflow_name())
     plugin_args = dict(settings.plugin_args)
     if settings.plugin == "MultiProc":
         plugin_args.setdefault("n_procs", settings.nprocs)
@@ -158,6 +163,11 @@ def execute(settings: Settings, scans) -> int:
     return summarise(settings, scans, crashes, failed_run, time.time() - start)
 
 
+def workflow_name() -> str:
+    from bids_app import __version__
+    return "petbind_" + "".join(c if c.isalnum() else "_" for c in __version__) + "_wf"
+
+
 class Progress:
     """nipype's status callback: called in the scheduling process (whatever the plugin's
     workers are) when a node starts, ends or fails, so the count is the whole graph's."""
@@ -166,7 +176,7 @@ class Progress:
         self.total, self.done, self.settings = total, 0, settings
 
     def __call__(self, node, status: str) -> None:
-        name = node.fullname.removeprefix("petbind_wf.")
+        name = node.fullname.removeprefix(workflow_name() + ".")
         if status == "end":
             self.done += 1
             say(self.settings, f"[{self.done}/{self.total}] done: {name}")

@@ -1,0 +1,198 @@
+"""Partial-volume correction of regional TACs by the geometric transfer matrix (GTM; Rousset,
+Ma & Evans 1998, J Nucl Med 39:904), as PETSurfer's mri_gtmpvc and PETPVC's "GTM" do.
+
+The scanner images each region's activity blurred by its point-spread function (PSF): the mean
+observed in region i is t_i = sum_j G_ij a_j, where a_j is region j's true mean activity and
+G_ij the mean over region i of region j's blurred indicator (its regional spread function).
+Solving G a = t per frame gives TACs free of spill-over between regions, provided the activity
+is uniform within each region and the PSF is known.
+
+The regions are the Neuromorphometrics labels warped to a grid k times finer than the PET grid
+(aligned so that PET voxel i is fine voxel k i), plus everything outside them (label 0). A PET
+voxel's value is its PSF-blurred activity at the voxel centre (the PSF is the image of a point
+source, measured on reconstructed images), so the spread functions are blurred on the fine grid
+and read at the PET voxel centres.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+FINE_VOXEL_MM = 1.5
+
+
+def fine_factors(pet_voxel_mm: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Per axis, how many fine voxels span one PET voxel (fine voxels at most 1.5 mm)."""
+    return tuple(max(1, math.ceil(v / FINE_VOXEL_MM - 1e-6)) for v in pet_voxel_mm)
+
+
+def region_spread_functions(labels_fine: NDArray[np.integer], factors: tuple[int, int, int],
+                            sigma_fine_vox: tuple[float, float, float], ids: NDArray[np.integer]
+                            ) -> NDArray[np.float64]:
+    """(len(ids), n_pet_voxels): each label's indicator on the fine grid, blurred by a Gaussian
+    PSF (SD in fine voxels per axis) and read at the PET voxel centres. Label 0 (all outside the
+    labelled regions) gets one minus the others."""
+    step = tuple(slice(None, None, k) for k in factors)
+    pet_shape = labels_fine[step].shape
+    reach = [int(math.ceil(4 * s)) for s in sigma_fine_vox]
+    out = np.zeros((len(ids), int(np.prod(pet_shape))))
+    objects = ndimage.find_objects(labels_fine.astype(np.int32))
+    for row, label in enumerate(ids):
+        if label == 0 or label > len(objects) or objects[label - 1] is None:
+            continue
+        box = objects[label - 1]
+        # a box around the label, widened by 4 SD and aligned to PET voxel centres
+        lo = [max(0, (b.start - r) // k * k) for b, r, k in zip(box, reach, factors)]
+        hi = [min(n, b.stop + r) for b, r, n in zip(box, reach, labels_fine.shape)]
+        crop = tuple(slice(a, b) for a, b in zip(lo, hi))
+        blurred = ndimage.gaussian_filter((labels_fine[crop] == label).astype(np.float32),
+                                          sigma_fine_vox, mode="constant", truncate=4.0)
+        sampled = blurred[tuple(slice(None, None, k) for k in factors)]
+        target = np.zeros(pet_shape)
+        start = [a // k for a, k in zip(lo, factors)]
+        target[tuple(slice(s, s + n) for s, n in zip(start, sampled.shape))] = sampled
+        out[row] = target.ravel()
+    if 0 in ids:
+        background = int(np.flatnonzero(ids == 0)[0])
+        out[background] = np.clip(1.0 - out.sum(axis=0), 0.0, None)
+    return out
+
+
+def geometric_transfer_matrix(labels_fine: NDArray[np.integer], factors: tuple[int, int, int],
+                              fine_voxel_mm: tuple[float, float, float], psf_fwhm_mm: float
+                              ) -> tuple[NDArray[np.int64], NDArray[np.float64],
+                                         NDArray[np.int64]]:
+    """The regions seen on the PET grid (``ids``, label 0 included), their GTM (rows: observed
+    region, columns: true region) and their PET voxel labels (flattened)."""
+    labels_pet = labels_fine[tuple(slice(None, None, k) for k in factors)].ravel()
+    ids, index, counts = np.unique(labels_pet, return_inverse=True, return_counts=True)
+    sigma = tuple(psf_fwhm_mm * FWHM_TO_SIGMA / v for v in fine_voxel_mm)
+    rsf = region_spread_functions(labels_fine, factors, sigma, ids)
+    gtm = np.stack([np.bincount(index, weights=r, minlength=ids.size) for r in rsf], axis=1)
+    return ids, gtm / counts[:, None], labels_pet
+
+
+def gtm_correct(observed_means: NDArray[np.float64], gtm: NDArray[np.float64]
+                ) -> NDArray[np.float64]:
+    """True regional means (regions x frames) from observed ones: G a = t solved per frame."""
+    return np.linalg.solve(gtm, observed_means)
+
+
+def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_dir: str
+                           ) -> str:
+    """The atlas labels on a grid finer than the PET grid by :func:`fine_factors` (same origin
+    and orientation: PET voxel i is fine voxel k i), in one nearest-neighbour interpolation
+    through MNI -> T1w -> PET."""
+    import ants
+
+    from workflows.atlas import atlas_path
+
+    pet = ants.image_read(petref)
+    factors = fine_factors(tuple(pet.spacing))
+    fine = ants.resample_image(pet, tuple(float(s) / k for s, k in zip(pet.spacing, factors)),
+                               use_voxels=False, interp_type=1)
+    labels = ants.apply_transforms(fine, ants.image_read(str(atlas_path())),
+                                   list(mni2t1w) + [pet2t1w], interpolator="nearestNeighbor",
+                                   whichtoinvert=[True, False, True])
+    path = str(Path(out_dir) / "atlas_space-pet_res-fine.nii.gz")
+    ants.image_write(labels, path)
+    return path
+
+
+def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, psf_fwhm_mm: float,
+                     reference_name: str, out_dir: str) -> str:
+    """GTM-corrected TACs of every atlas label, each region group and the reference region
+    (the whole atlas region group: the corrected TACs need no grey-matter restriction), in the
+    layout of :func:`workflows.tacs.extract_tacs`."""
+    import json
+
+    import nibabel as nib
+
+    from workflows.kinetics.frames import FrameTiming
+    from workflows.tacs import tacs_table
+
+    meta = json.loads(Path(sidecar).read_text())
+    data = np.asarray(nib.load(pet_hmc).dataobj, dtype=np.float64)
+    timing = FrameTiming.from_sidecar(meta, n_frames=data.shape[3])
+    fine_img = nib.load(atlas_fine)
+    labels_fine = np.asarray(fine_img.dataobj).round().astype(np.int64)
+    pet_img = nib.load(pet_hmc)
+    pet_vox = tuple(float(v) for v in pet_img.header.get_zooms()[:3])
+    factors = fine_factors(pet_vox)
+    fine_vox = tuple(float(v) for v in fine_img.header.get_zooms()[:3])
+    ids, gtm, labels_pet = geometric_transfer_matrix(labels_fine, factors, fine_vox,
+                                                     psf_fwhm_mm)
+    flat = data.reshape(-1, data.shape[3])
+    if labels_pet.size != flat.shape[0]:
+        raise ValueError(f"{atlas_fine}: fine grid does not match {pet_hmc} (factors {factors})")
+    index = np.searchsorted(ids, labels_pet)
+    counts = np.bincount(index, minlength=ids.size)
+    observed = np.stack([np.bincount(index, weights=flat[:, f], minlength=ids.size)
+                         for f in range(flat.shape[1])], axis=1) / counts[:, None]
+    corrected = gtm_correct(observed, gtm)
+    volumes = np.array([(labels_fine == i).sum() for i in ids], dtype=float)
+    table = tacs_table({int(i): c for i, c in zip(ids, corrected) if i != 0},
+                       {int(i): v for i, v in zip(ids, volumes) if i != 0},
+                       None, reference_name, timing, meta)
+    path = str(Path(out_dir) / "tacs_pvc-GTM.tsv")
+    table.to_csv(path, sep="\t", index=False, float_format="%.6g")
+    return path
+
+
+def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_wf"):
+    """GTM partial-volume correction of the regional TACs, and regional SRTM on them.
+
+    Inputs: ``petref``, ``pet_hmc``, ``sidecar``, ``mni2t1w``, ``pet2t1w``.
+    Outputs: ``tacs`` (TSV), ``kinpar`` (TSV).
+    """
+    from workflows.tacs import _fit_node
+
+    workflow = pe.Workflow(name=name)
+    workflow.__desc__ = (
+        "Regional TACs were corrected for partial-volume effects by the geometric transfer "
+        f"matrix method (Rousset et al. 1998; Gaussian PSF {psf_fwhm_mm:g} mm FWHM, every "
+        "Neuromorphometrics label and the rest of the field of view as regions) and fitted "
+        "with SRTM as above. ")
+    fields = ["petref", "pet_hmc", "sidecar", "mni2t1w", "pet2t1w"]
+    inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["tacs", "kinpar"]), name="outputnode")
+    labels = pe.Node(niu.Function(function=_labels_node, output_names=["atlas_fine"]),
+                     name="atlas_fine", mem_gb=2)
+    extract = pe.Node(niu.Function(function=_extract_gtm_node, output_names=["tacs"]),
+                      name="extract_gtm", mem_gb=2)
+    extract.inputs.psf_fwhm_mm = psf_fwhm_mm
+    extract.inputs.reference_name = reference_region
+    fit = pe.Node(niu.Function(function=_fit_node, output_names=["kinpar"]), name="fit_gtm")
+    fit.inputs.reference_name = reference_region
+    workflow.connect([
+        (inputnode, labels, [("petref", "petref"), ("mni2t1w", "mni2t1w"),
+                             ("pet2t1w", "pet2t1w")]),
+        (inputnode, extract, [("pet_hmc", "pet_hmc"), ("sidecar", "sidecar")]),
+        (labels, extract, [("atlas_fine", "atlas_fine")]),
+        (inputnode, fit, [("sidecar", "sidecar")]),
+        (extract, fit, [("tacs", "tacs_tsv")]),
+        (extract, outputnode, [("tacs", "tacs")]),
+        (fit, outputnode, [("kinpar", "kinpar")]),
+    ])
+    return workflow
+
+
+def _labels_node(petref, mni2t1w, pet2t1w):
+    import os
+    from workflows.pvc import atlas_on_fine_pet_grid
+    return atlas_on_fine_pet_grid(petref, mni2t1w, pet2t1w, os.getcwd())
+
+
+def _extract_gtm_node(pet_hmc, sidecar, atlas_fine, psf_fwhm_mm, reference_name):
+    import os
+    from workflows.pvc import extract_tacs_gtm
+    return extract_tacs_gtm(pet_hmc, sidecar, atlas_fine, psf_fwhm_mm, reference_name,
+                            os.getcwd())
