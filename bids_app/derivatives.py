@@ -50,6 +50,15 @@ def copy_atomic(src: str | Path, dst: Path) -> None:
     tmp.replace(dst)
 
 
+TACS_SIDECAR = {"frame_start": {"Units": "s"}, "frame_end": {"Units": "s"}}
+
+
+def kinpar_sidecar(reference_region: str) -> dict:
+    """Sidecar of a regional SRTM table (``_kinpar.tsv``)."""
+    return {"Model": "SRTM", "ReferenceRegion": reference_region, "k2": {"Units": "1/min"},
+            "Bounds": {"R1": [0, 3], "k2": [0, 1], "BPND": [0, 8]}}
+
+
 def write_scan_derivatives(output_dir: str, scan_name: str, subject: str, session: str | None,
                            products: dict, provenance: dict) -> list[str]:
     """Copy one scan's products to their BEP023 names with JSON sidecars; returns the paths.
@@ -91,11 +100,9 @@ def write_scan_derivatives(output_dir: str, scan_name: str, subject: str, sessio
     put(products["atlas_pet"], f"{base}_seg-neuromorphometrics_dseg.nii.gz",
         {"Description": "Neuromorphometrics atlas in PET space"})
     put(products["tacs"], f"{base}_tacs.tsv",
-        {"frame_start": {"Units": "s"}, "frame_end": {"Units": "s"},
+        {**TACS_SIDECAR,
          "Description": "mean decay-corrected activity (Units of the PET image) per region"})
-    put(products["kinpar"], f"{base}_model-SRTM_kinpar.tsv",
-        {"Model": "SRTM", "ReferenceRegion": ref, "k2": {"Units": "1/min"},
-         "Bounds": {"R1": [0, 3], "k2": [0, 1], "BPND": [0, 8]}})
+    put(products["kinpar"], f"{base}_model-SRTM_kinpar.tsv", kinpar_sidecar(ref))
     fit_info = json.loads(Path(products["fit_info"]).read_text())
     fit_info.pop("ReferenceTAC", None)
     units = {"BPND": "unitless", "R1": "unitless", "k2": "1/min"}
@@ -123,12 +130,11 @@ def write_pvc_derivatives(output_dir: str, scan_name: str, subject: str, session
     written = []
     for src, name, side in (
             (tacs, f"{scan_name}_pvc-GTM_tacs.tsv",
-             {"frame_start": {"Units": "s"}, "frame_end": {"Units": "s"},
+             {**TACS_SIDECAR,
               "Description": "partial-volume-corrected mean decay-corrected activity (Units "
                              "of the PET image) per region"}),
             (kinpar, f"{scan_name}_pvc-GTM_model-SRTM_kinpar.tsv",
-             {"Model": "SRTM", "ReferenceRegion": reference_region, "k2": {"Units": "1/min"},
-              "Bounds": {"R1": [0, 3], "k2": [0, 1], "BPND": [0, 8]}})):
+             kinpar_sidecar(reference_region))):
         copy_atomic(src, out / name)
         write_json(out / name.replace(".tsv", ".json"), {**provenance, **pvc, **side})
         written.append(str(out / name))

@@ -75,12 +75,15 @@ def init_scan_wf(scan, settings):
                    name="derivatives")
     report = pe.Node(niu.Function(function=_report_node, output_names=["report"]),
                      name="report")
-    for node in (sink, report):  # what both the derivatives and the report need to know
+    def identify(node):  # what the derivatives and the report need to know of the scan
         node.inputs.output_dir = str(settings.output_dir)
         node.inputs.scan_name = scan.name
         node.inputs.subject = scan.subject
         node.inputs.session = scan.session
         node.inputs.reference_region = tracer.reference_region
+
+    identify(sink)
+    identify(report)
     sink.inputs.fwhm = settings.smoothing_fwhm_mm
     sink.inputs.provenance = {
         "Sources": [str(scan.pet), str(scan.sidecar), str(scan.t1w)],
@@ -130,11 +133,7 @@ def init_scan_wf(scan, settings):
                           reference_region=tracer.reference_region)
         pvc_sink = pe.Node(niu.Function(function=_pvc_sink_node, output_names=["written"]),
                            name="derivatives_pvc")
-        pvc_sink.inputs.output_dir = str(settings.output_dir)
-        pvc_sink.inputs.scan_name = scan.name
-        pvc_sink.inputs.subject = scan.subject
-        pvc_sink.inputs.session = scan.session
-        pvc_sink.inputs.reference_region = tracer.reference_region
+        identify(pvc_sink)
         pvc_sink.inputs.psf_fwhm_mm = settings.pvc_psf_fwhm_mm
         pvc_sink.inputs.provenance = sink.inputs.provenance
         report.inputs.methods += " " + pvc.__desc__

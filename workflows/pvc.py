@@ -120,11 +120,11 @@ def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, psf_fwhm_mm: f
     from workflows.tacs import tacs_table
 
     meta = json.loads(Path(sidecar).read_text())
-    data = np.asarray(nib.load(pet_hmc).dataobj, dtype=np.float64)
+    pet_img = nib.load(pet_hmc)
+    data = np.asarray(pet_img.dataobj, dtype=np.float64)
     timing = FrameTiming.from_sidecar(meta, n_frames=data.shape[3])
     fine_img = nib.load(atlas_fine)
     labels_fine = np.asarray(fine_img.dataobj).round().astype(np.int64)
-    pet_img = nib.load(pet_hmc)
     pet_vox = tuple(float(v) for v in pet_img.header.get_zooms()[:3])
     factors = fine_factors(pet_vox)
     fine_vox = tuple(float(v) for v in fine_img.header.get_zooms()[:3])
