@@ -1,8 +1,9 @@
 """Dynamic PET of a phantom: kinetics per voxel from the receptor truth, scanner resolution,
 rigid head motion between frames, and noise that follows the counts.
 
-Activity is computed on a fine native grid (1.5 mm), blurred by the scanner's PSF, then sampled on
-the PET grid through each frame's head pose. Values are decay-corrected Bq/mL.
+Activity is computed on a fine native grid (1.5 mm), blurred, then sampled on the PET grid through
+each frame's head pose by linear interpolation; the blur and the sampling together give the
+images the scanner's resolution (:func:`fine_grid_blur_sd_mm`). Values are decay-corrected Bq/mL.
 """
 
 from __future__ import annotations
@@ -91,15 +92,24 @@ def pose_matrix(params: NDArray[np.float64], centre_mm: NDArray[np.float64]) -> 
     return m
 
 
+def fine_grid_blur_sd_mm(psf_fwhm_mm: float, fine_voxel_mm: float) -> float:
+    """SD (mm) of the Gaussian blur on the fine grid that, followed by linear interpolation at
+    arbitrary sub-voxel positions (variance u (1 - u) h^2 per axis at fraction u of a voxel h,
+    h^2 / 6 on average), gives images of resolution ``psf_fwhm_mm`` (FWHM): the variances add.
+    Zero when the sampling alone is as coarse as the PSF."""
+    sd = psf_fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    return float(np.sqrt(max(sd ** 2 - fine_voxel_mm ** 2 / 6.0, 0.0)))
+
+
 def scan_pet(activity: NDArray[np.float32], fine: Grid, pet: Grid, timing: FrameTiming,
              motion: NDArray[np.float64], psf_fwhm_mm: float, noise_level: float,
              radionuclide: str, rng: np.random.Generator) -> NDArray[np.float32]:
-    """Image the fine-grid activity (x, y, z, frames) on the PET grid: PSF blur, each frame seen
-    through its head pose, then Gaussian noise with variance proportional to counts
-    (SD = s sqrt(C x DCF / duration)); ``noise_level`` is the relative SD of a voxel at the brain's
-    mean activity in the last frame."""
+    """Image the fine-grid activity (x, y, z, frames) on the PET grid at resolution
+    ``psf_fwhm_mm`` (FWHM), each frame seen through its head pose, then Gaussian noise with
+    variance proportional to counts (SD = s sqrt(C x DCF / duration)); ``noise_level`` is the
+    relative SD of a voxel at the brain's mean activity in the last frame."""
     fine_vox = float(abs(fine.affine[0, 0]))
-    sigma = psf_fwhm_mm / 2.3548 / fine_vox
+    sigma = fine_grid_blur_sd_mm(psf_fwhm_mm, fine_vox) / fine_vox
     centre = pose_centre(fine)
     pet_points = pet.world_coordinates()
     to_fine = np.linalg.inv(fine.affine)
