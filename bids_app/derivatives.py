@@ -125,6 +125,9 @@ def write_pvc_derivatives(output_dir: str, scan_name: str, subject: str, session
     out = scan_dir(Path(output_dir), subject, session, "pet")
     pvc = {"PartialVolumeCorrection": "GTM (Rousset et al. 1998)",
            "PointSpreadFunctionFWHMmm": psf_fwhm_mm,
+           "PartialVolumeResolution": "the PSF widened by the linear interpolation of motion "
+                                      "correction (per axis, variance of the voxel size squared "
+                                      "over six)",
            "PartialVolumeRegions": "Neuromorphometrics labels and the rest of the field of "
                                    "view; the reference region is its whole atlas region"}
     written = []

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from workflows.pvc import (FWHM_TO_SIGMA, fine_factors, geometric_transfer_matrix, gtm_correct)
+from workflows.pvc import (FWHM_TO_SIGMA, fine_factors, geometric_transfer_matrix, gtm_correct,
+                          realigned_fwhm_mm)
 
 PET_MM = 3.0
 PSF_MM = 5.0
@@ -36,13 +37,14 @@ def phantom():
     return labels, activity, factors, fine_mm
 
 
-def scanner_image(labels, activity, factors, fine_mm, psf_mm):
+def scanner_image(labels, activity, factors, fine_mm, psf_mm, shift_mm=(0.0, 0.0, 0.0)):
     """The whole activity image blurred on the fine grid, read at PET voxel centres through
-    world coordinates (fine grid: origin 0, voxel fine_mm; PET grid: origin 0, voxel PET_MM)."""
+    world coordinates (fine grid: origin 0, voxel fine_mm; PET grid: origin 0, voxel PET_MM),
+    with the object moved by -``shift_mm`` (voxel x sees the point x + shift)."""
     truth = np.vectorize(activity.get)(labels).astype(float)
     blurred = ndimage.gaussian_filter(truth, psf_mm * FWHM_TO_SIGMA / fine_mm, mode="constant")
     pet_shape = tuple(int(np.ceil(n / k)) for n, k in zip(labels.shape, factors))
-    world = np.indices(pet_shape).reshape(3, -1) * PET_MM
+    world = np.indices(pet_shape).reshape(3, -1) * PET_MM + np.array(shift_mm)[:, None]
     return ndimage.map_coordinates(blurred, world / fine_mm, order=1).reshape(pet_shape)
 
 
@@ -91,3 +93,35 @@ def test_a_wrong_psf_leaves_a_bias(imaged):
     _, _, observed, _ = imaged
     corrected = gtm_correct(observed[:, None], gtm_small)[:, 0]
     assert corrected[list(ids).index(12)] < 0.9 * activity[12]
+
+
+def test_gtm_of_motion_corrected_frames_takes_the_interpolation_blur():
+    # Frames of a moving head, each realigned by linear interpolation as motion correction
+    # does: interpolating at a fraction u of a voxel averages neighbours, a blur of variance
+    # u (1 - u) v^2 on top of the PSF. Over sub-voxel shifts spread evenly, the realigned mean
+    # image is the phantom at the resolution realigned_fwhm_mm gives, and the GTM at that
+    # resolution recovers the regional activity (within 4 %: the interpolation blur is not quite
+    # Gaussian); at the scanner's PSF it under-corrects by 10 % or more.
+    labels, activity, factors, fine_mm = phantom()
+    fractions = (np.arange(8) + 0.5) / 8
+    frames = []
+    for k, u in enumerate(fractions):
+        shift = PET_MM * np.array([u, fractions[(k + 3) % 8], fractions[(k + 5) % 8]])
+        moved = scanner_image(labels, activity, factors, fine_mm, PSF_MM, shift)
+        coords = np.indices(moved.shape).reshape(3, -1) - (shift / PET_MM)[:, None]
+        frames.append(ndimage.map_coordinates(moved, coords, order=1, mode="nearest")
+                      .reshape(moved.shape))
+    realigned = np.mean(frames, axis=0)
+    fwhm = realigned_fwhm_mm(PSF_MM, (PET_MM,) * 3)
+    assert all(PSF_MM < f < PSF_MM + PET_MM for f in fwhm)
+    result = {}
+    for name, resolution in (("scanner", PSF_MM), ("realigned", fwhm)):
+        ids, gtm, labels_pet = geometric_transfer_matrix(labels, factors, (fine_mm,) * 3,
+                                                         resolution)
+        observed = np.array([realigned.ravel()[labels_pet == i].mean() for i in ids])
+        corrected = gtm_correct(observed[:, None], gtm)[:, 0]
+        result[name] = {i: c / activity[i] - 1 for i, c in zip(ids, corrected)
+                        if activity[i] > 0}
+    hot = (3, 11, 12)                       # cortex shell and the hot spheres
+    assert all(abs(result["realigned"][i]) < 0.04 for i in hot), result["realigned"]
+    assert all(result["scanner"][i] < -0.08 for i in hot), result["scanner"]

@@ -11,7 +11,9 @@ The regions are the Neuromorphometrics labels warped to a grid k times finer tha
 (aligned so that PET voxel i is fine voxel k i), plus everything outside them (label 0). A PET
 voxel's value is its PSF-blurred activity at the voxel centre (the PSF is the image of a point
 source, measured on reconstructed images), so the spread functions are blurred on the fine grid
-and read at the PET voxel centres.
+and read at the PET voxel centres. Motion correction resamples the frames by linear
+interpolation, which blurs them further (:func:`realigned_fwhm_mm`): the GTM uses the resolution
+of the realigned frames, not the scanner's alone.
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ FINE_VOXEL_MM = 1.5
 def fine_factors(pet_voxel_mm: tuple[float, float, float]) -> tuple[int, int, int]:
     """Per axis, how many fine voxels span one PET voxel (fine voxels at most 1.5 mm)."""
     return tuple(max(1, math.ceil(v / FINE_VOXEL_MM - 1e-6)) for v in pet_voxel_mm)
+
+
+def realigned_fwhm_mm(psf_fwhm_mm: float, pet_voxel_mm: tuple[float, float, float]
+                      ) -> tuple[float, float, float]:
+    """Per axis, the FWHM (mm) of frames imaged with a Gaussian PSF and then resampled by linear
+    interpolation at sub-voxel shifts (motion correction): interpolating between neighbours at
+    fraction u of a voxel of size v adds variance u (1 - u) v^2, v^2 / 6 on average over u."""
+    return tuple(math.sqrt(psf_fwhm_mm ** 2 + (v / math.sqrt(6.0) / FWHM_TO_SIGMA) ** 2)
+                 for v in pet_voxel_mm)
 
 
 def region_spread_functions(labels_fine: NDArray[np.integer], factors: tuple[int, int, int],
@@ -67,14 +78,17 @@ def region_spread_functions(labels_fine: NDArray[np.integer], factors: tuple[int
 
 
 def geometric_transfer_matrix(labels_fine: NDArray[np.integer], factors: tuple[int, int, int],
-                              fine_voxel_mm: tuple[float, float, float], psf_fwhm_mm: float
+                              fine_voxel_mm: tuple[float, float, float],
+                              fwhm_mm: float | tuple[float, float, float]
                               ) -> tuple[NDArray[np.int64], NDArray[np.float64],
                                          NDArray[np.int64]]:
     """The regions seen on the PET grid (``ids``, label 0 included), their GTM (rows: observed
-    region, columns: true region) and their PET voxel labels (flattened)."""
+    region, columns: true region) and their PET voxel labels (flattened). ``fwhm_mm``: the
+    Gaussian resolution of the images, one value or one per axis."""
     labels_pet = labels_fine[tuple(slice(None, None, k) for k in factors)].ravel()
     ids, index, counts = np.unique(labels_pet, return_inverse=True, return_counts=True)
-    sigma = tuple(psf_fwhm_mm * FWHM_TO_SIGMA / v for v in fine_voxel_mm)
+    fwhm = np.broadcast_to(np.asarray(fwhm_mm, dtype=float), (3,))
+    sigma = tuple(float(f) * FWHM_TO_SIGMA / v for f, v in zip(fwhm, fine_voxel_mm))
     rsf = region_spread_functions(labels_fine, factors, sigma, ids)
     gtm = np.stack([np.bincount(index, weights=r, minlength=ids.size) for r in rsf], axis=1)
     return ids, gtm / counts[:, None], labels_pet
@@ -108,10 +122,12 @@ def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_di
 
 
 def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, psf_fwhm_mm: float,
-                     reference_name: str, out_dir: str) -> str:
+                     reference_name: str, out_dir: str, realigned: bool = True) -> str:
     """GTM-corrected TACs of every atlas label, each region group and the reference region
     (the whole atlas region group: the corrected TACs need no grey-matter restriction), in the
-    layout of :func:`workflows.tacs.extract_tacs`."""
+    layout of :func:`workflows.tacs.extract_tacs`. ``psf_fwhm_mm`` is the scanner's resolution;
+    for ``realigned`` frames (motion-corrected by interpolation) the GTM takes the resolution
+    of :func:`realigned_fwhm_mm`."""
     import json
 
     import nibabel as nib
@@ -128,8 +144,8 @@ def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, psf_fwhm_mm: f
     pet_vox = tuple(float(v) for v in pet_img.header.get_zooms()[:3])
     factors = fine_factors(pet_vox)
     fine_vox = tuple(float(v) for v in fine_img.header.get_zooms()[:3])
-    ids, gtm, labels_pet = geometric_transfer_matrix(labels_fine, factors, fine_vox,
-                                                     psf_fwhm_mm)
+    fwhm = realigned_fwhm_mm(psf_fwhm_mm, pet_vox) if realigned else psf_fwhm_mm
+    ids, gtm, labels_pet = geometric_transfer_matrix(labels_fine, factors, fine_vox, fwhm)
     flat = data.reshape(-1, data.shape[3])
     if labels_pet.size != flat.shape[0]:
         raise ValueError(f"{atlas_fine}: fine grid does not match {pet_hmc} (factors {factors})")
@@ -158,7 +174,9 @@ def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_w
     workflow = pe.Workflow(name=name)
     workflow.__desc__ = (
         "Regional TACs were corrected for partial-volume effects by the geometric transfer "
-        f"matrix method (Rousset et al. 1998; Gaussian PSF {psf_fwhm_mm:g} mm FWHM, every "
+        f"matrix method (Rousset et al. 1998; Gaussian PSF {psf_fwhm_mm:g} mm FWHM, widened by "
+        "the linear interpolation of motion correction (variance of a voxel squared over six "
+        "per axis), every "
         "Neuromorphometrics label and the rest of the field of view as regions) and fitted "
         "with SRTM as above. ")
     fields = ["petref", "pet_hmc", "sidecar", "mni2t1w", "pet2t1w"]
