@@ -122,12 +122,12 @@ def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_di
 
 
 def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, psf_fwhm_mm: float,
-                     reference_name: str, out_dir: str, realigned: bool = True) -> str:
+                     reference_name: str, out_dir: str) -> str:
     """GTM-corrected TACs of every atlas label, each region group and the reference region
     (the whole atlas region group: the corrected TACs need no grey-matter restriction), in the
     layout of :func:`workflows.tacs.extract_tacs`. ``psf_fwhm_mm`` is the scanner's resolution;
-    for ``realigned`` frames (motion-corrected by interpolation) the GTM takes the resolution
-    of :func:`realigned_fwhm_mm`."""
+    the frames are motion-corrected by interpolation, so the GTM takes the resolution of
+    :func:`realigned_fwhm_mm`."""
     import json
 
     import nibabel as nib
@@ -144,8 +144,8 @@ def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, psf_fwhm_mm: f
     pet_vox = tuple(float(v) for v in pet_img.header.get_zooms()[:3])
     factors = fine_factors(pet_vox)
     fine_vox = tuple(float(v) for v in fine_img.header.get_zooms()[:3])
-    fwhm = realigned_fwhm_mm(psf_fwhm_mm, pet_vox) if realigned else psf_fwhm_mm
-    ids, gtm, labels_pet = geometric_transfer_matrix(labels_fine, factors, fine_vox, fwhm)
+    ids, gtm, labels_pet = geometric_transfer_matrix(labels_fine, factors, fine_vox,
+                                                     realigned_fwhm_mm(psf_fwhm_mm, pet_vox))
     flat = data.reshape(-1, data.shape[3])
     if labels_pet.size != flat.shape[0]:
         raise ValueError(f"{atlas_fine}: fine grid does not match {pet_hmc} (factors {factors})")
