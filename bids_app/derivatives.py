@@ -118,16 +118,19 @@ def write_scan_derivatives(output_dir: str, scan_name: str, subject: str, sessio
 
 
 def write_pvc_derivatives(output_dir: str, scan_name: str, subject: str, session: str | None,
-                          reference_region: str, psf_fwhm_mm: float, tacs: str, kinpar: str,
+                          reference_region: str, psf_fwhm_mm: float,
+                          resolution_mm: list[float], tacs: str, kinpar: str,
                           provenance: dict) -> list[str]:
     """The GTM partial-volume-corrected TACs and their SRTM fits (``pvc-GTM``, as PETPrep
-    names partial-volume-corrected outputs)."""
+    names partial-volume-corrected outputs). ``resolution_mm`` is the FWHM per axis (x, y, z)
+    the GTM used: the scanner's PSF widened by the interpolation of motion correction."""
     out = scan_dir(Path(output_dir), subject, session, "pet")
     pvc = {"PartialVolumeCorrection": "GTM (Rousset et al. 1998)",
            "PointSpreadFunctionFWHMmm": psf_fwhm_mm,
-           "PartialVolumeResolution": "the PSF widened by the linear interpolation of motion "
-                                      "correction (per axis, variance of the voxel size squared "
-                                      "over six)",
+           "PartialVolumeResolutionFWHMmm": list(resolution_mm),
+           "PartialVolumeResolution": "per axis (x, y, z), the PSF widened by the linear "
+                                      "interpolation of motion correction (variance of the "
+                                      "voxel size squared over six)",
            "PartialVolumeRegions": "Neuromorphometrics labels and the rest of the field of "
                                    "view; the reference region is its whole atlas region"}
     written = []

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from bids_app import __version__
 from bids_app.bids_io import write_json, write_nifti, write_text, write_tsv
@@ -25,6 +24,7 @@ from workflows.atlas import (REGION_GROUPS, TEMPLATE_SPACE, Grid, load_atlas, lo
                              mni_grid, region_labels)
 from workflows.kinetics.compartments import FengInput
 from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
+from workflows.resolution import smooth_fwhm
 from workflows.simulation.anatomy import (SubjectWarp, native_grid_around, random_warp,
                                           sample_image, synthesize_t1w)
 from workflows.simulation.pet import (KineticSettings, pose_centre, random_motion, scan_pet,
@@ -139,10 +139,6 @@ def mni_output_grid() -> Grid:
 def to_output_grid(values: np.ndarray, atlas: Atlas, grid: Grid, order: int = 1) -> np.ndarray:
     return sample_image((values, atlas.affine), grid.world_coordinates(), order=order
                         ).reshape(grid.shape)
-
-
-def fwhm_smooth(volume: np.ndarray, fwhm_mm: float, voxel_mm: float) -> np.ndarray:
-    return ndimage.gaussian_filter(volume, fwhm_mm / 2.3548 / voxel_mm)
 
 
 def entities(sub: str, ses: str | None) -> str:
@@ -392,10 +388,10 @@ def write_fast_derivatives(cfg: SimulationConfig, root: Path, sub: str, ses: str
     PET resolution and modest smoothing), unsmoothed and smoothed 8 mm."""
     vox = float(grid.affine[0, 0])
     brain = bp_mni > 0
-    noise = fwhm_smooth(rng.standard_normal(grid.shape), 6.0, vox)
+    noise = smooth_fwhm(rng.standard_normal(grid.shape), 6.0, vox)
     noise /= noise[brain].std() or 1.0
     estimate = np.where(brain, bp_mni + cfg.derivatives_noise * (0.3 + bp_mni) * noise, 0.0)
-    smoothed = fwhm_smooth(estimate, SM_FWHM_MM, vox)
+    smoothed = smooth_fwhm(estimate, SM_FWHM_MM, vox)
     out = folder(root / "derivatives" / "petbind", sub, ses, "pet")
     base = f"{name}_space-{TEMPLATE_SPACE}"
     sidecar = {"Model": "SRTM", "Description": "simulated estimate (petbind-simulate "

@@ -204,6 +204,10 @@ def test_partial_volume_correction_moves_regional_bpnd_towards_the_truth(dataset
     pet = dataset["out"] / "sub-01" / "pet"
     side = json.loads((pet / "sub-01_trc-carfentanil_pvc-GTM_model-SRTM_kinpar.json").read_text())
     assert side["PointSpreadFunctionFWHMmm"] == 2.5 and side["ReferenceRegion"] == "occipital"
+    # the GTM's resolution: the PSF plus the linear interpolation of realignment on 3 mm voxels
+    # (variance 3^2 / 6 mm^2 per axis, i.e. FWHM^2 = 2.5^2 + 8 ln 2 x 1.5)
+    expected = np.sqrt(2.5 ** 2 + 8 * np.log(2) * 3.0 ** 2 / 6)
+    assert side["PartialVolumeResolutionFWHMmm"] == pytest.approx([expected] * 3, abs=0.01)
     tacs = pd.read_csv(pet / "sub-01_trc-carfentanil_pvc-GTM_tacs.tsv", sep="\t")
     assert list(tacs.columns[:3]) == ["frame_start", "frame_end", "occipital"]
     plain, truth = _regional(dataset)

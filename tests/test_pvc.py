@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from workflows.pvc import (FWHM_TO_SIGMA, fine_factors, geometric_transfer_matrix, gtm_correct,
-                          realigned_fwhm_mm)
+from workflows.pvc import fine_factors, geometric_transfer_matrix, gtm_correct, realigned_fwhm_mm
+from workflows.resolution import FWHM_TO_SIGMA
 
 PET_MM = 3.0
 PSF_MM = 5.0

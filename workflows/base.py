@@ -143,7 +143,8 @@ def init_scan_wf(scan, settings):
             (hmc, pvc, [("outputnode.petref", "inputnode.petref"),
                         ("outputnode.pet_hmc", "inputnode.pet_hmc")]),
             (coreg, pvc, [("outputnode.pet2t1w", "inputnode.pet2t1w")]),
-            (pvc, pvc_sink, [("outputnode.tacs", "tacs"), ("outputnode.kinpar", "kinpar")]),
+            (pvc, pvc_sink, [("outputnode.tacs", "tacs"), ("outputnode.kinpar", "kinpar"),
+                             ("outputnode.resolution_mm", "resolution_mm")]),
         ])
     for m in MAP_NAMES:
         workflow.connect([
@@ -169,10 +170,10 @@ def _scan_sink_node(output_dir, scan_name, subject, session, reference_region, f
 
 
 def _pvc_sink_node(output_dir, scan_name, subject, session, reference_region, psf_fwhm_mm,
-                   provenance, tacs, kinpar):
+                   resolution_mm, provenance, tacs, kinpar):
     from bids_app.derivatives import write_pvc_derivatives
     return write_pvc_derivatives(output_dir, scan_name, subject, session, reference_region,
-                                 psf_fwhm_mm, tacs, kinpar, provenance)
+                                 psf_fwhm_mm, resolution_mm, tacs, kinpar, provenance)
 
 
 def _anat_sink_node(output_dir, subject, session, t1w_preproc, brain_mask, dseg, gm_prob,

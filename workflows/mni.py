@@ -9,7 +9,8 @@ import nibabel as nib
 import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
-from scipy import ndimage
+
+from workflows.resolution import smooth_fwhm
 
 
 def to_mni(pet_map: str, pet2t1w: str, t1w2mni: list[str], voxel_mm: float, fwhm_mm: float,
@@ -30,8 +31,7 @@ def to_mni(pet_map: str, pet2t1w: str, t1w2mni: list[str], voxel_mm: float, fwhm
     ants.image_write(warped, path)
     img = nib.load(path)
     data = np.asarray(img.dataobj, dtype=np.float32)
-    sigma = fwhm_mm / (2 * np.sqrt(2 * np.log(2))) / voxel_mm
-    smoothed = ndimage.gaussian_filter(data, sigma) if fwhm_mm > 0 else data
+    smoothed = smooth_fwhm(data, fwhm_mm, voxel_mm)
     sm_path = str(out / f"{name}_space-MNI_desc-sm.nii.gz")
     nib.save(nib.Nifti1Image(smoothed.astype(np.float32), img.affine), sm_path)
     return path, sm_path

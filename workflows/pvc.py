@@ -27,7 +27,8 @@ from scipy import ndimage
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+from workflows.resolution import FWHM_TO_SIGMA, linear_interpolation_variance_mm2
+
 FINE_VOXEL_MM = 1.5
 
 
@@ -40,8 +41,9 @@ def realigned_fwhm_mm(psf_fwhm_mm: float, pet_voxel_mm: tuple[float, float, floa
                       ) -> tuple[float, float, float]:
     """Per axis, the FWHM (mm) of frames imaged with a Gaussian PSF and then resampled by linear
     interpolation at sub-voxel shifts (motion correction): interpolating between neighbours at
-    fraction u of a voxel of size v adds variance u (1 - u) v^2, v^2 / 6 on average over u."""
-    return tuple(math.sqrt(psf_fwhm_mm ** 2 + (v / math.sqrt(6.0) / FWHM_TO_SIGMA) ** 2)
+    fraction u of a voxel of size v adds :func:`linear_interpolation_variance_mm2`."""
+    return tuple(math.sqrt(psf_fwhm_mm ** 2
+                           + linear_interpolation_variance_mm2(v) / FWHM_TO_SIGMA ** 2)
                  for v in pet_voxel_mm)
 
 
@@ -122,12 +124,12 @@ def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_di
 
 
 def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, psf_fwhm_mm: float,
-                     reference_name: str, out_dir: str) -> str:
+                     reference_name: str, out_dir: str) -> tuple[str, list[float]]:
     """GTM-corrected TACs of every atlas label, each region group and the reference region
     (the whole atlas region group: the corrected TACs need no grey-matter restriction), in the
     layout of :func:`workflows.tacs.extract_tacs`. ``psf_fwhm_mm`` is the scanner's resolution;
     the frames are motion-corrected by interpolation, so the GTM takes the resolution of
-    :func:`realigned_fwhm_mm`."""
+    :func:`realigned_fwhm_mm`. Returns the TSV path and that resolution (FWHM, mm, per axis)."""
     import json
 
     import nibabel as nib
@@ -144,8 +146,8 @@ def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, psf_fwhm_mm: f
     pet_vox = tuple(float(v) for v in pet_img.header.get_zooms()[:3])
     factors = fine_factors(pet_vox)
     fine_vox = tuple(float(v) for v in fine_img.header.get_zooms()[:3])
-    ids, gtm, labels_pet = geometric_transfer_matrix(labels_fine, factors, fine_vox,
-                                                     realigned_fwhm_mm(psf_fwhm_mm, pet_vox))
+    resolution = realigned_fwhm_mm(psf_fwhm_mm, pet_vox)
+    ids, gtm, labels_pet = geometric_transfer_matrix(labels_fine, factors, fine_vox, resolution)
     flat = data.reshape(-1, data.shape[3])
     if labels_pet.size != flat.shape[0]:
         raise ValueError(f"{atlas_fine}: fine grid does not match {pet_hmc} (factors {factors})")
@@ -160,14 +162,14 @@ def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, psf_fwhm_mm: f
                        None, reference_name, timing, meta)
     path = str(Path(out_dir) / "tacs_pvc-GTM.tsv")
     table.to_csv(path, sep="\t", index=False, float_format="%.6g")
-    return path
+    return path, [round(f, 3) for f in resolution]
 
 
 def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_wf"):
     """GTM partial-volume correction of the regional TACs, and regional SRTM on them.
 
     Inputs: ``petref``, ``pet_hmc``, ``sidecar``, ``mni2t1w``, ``pet2t1w``.
-    Outputs: ``tacs`` (TSV), ``kinpar`` (TSV).
+    Outputs: ``tacs`` (TSV), ``kinpar`` (TSV), ``resolution_mm`` (the FWHM per axis the GTM used).
     """
     from workflows.tacs import _fit_node
 
@@ -181,10 +183,12 @@ def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_w
         "with SRTM as above. ")
     fields = ["petref", "pet_hmc", "sidecar", "mni2t1w", "pet2t1w"]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
-    outputnode = pe.Node(niu.IdentityInterface(fields=["tacs", "kinpar"]), name="outputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["tacs", "kinpar", "resolution_mm"]),
+                         name="outputnode")
     labels = pe.Node(niu.Function(function=_labels_node, output_names=["atlas_fine"]),
                      name="atlas_fine", mem_gb=2)
-    extract = pe.Node(niu.Function(function=_extract_gtm_node, output_names=["tacs"]),
+    extract = pe.Node(niu.Function(function=_extract_gtm_node,
+                                   output_names=["tacs", "resolution_mm"]),
                       name="extract_gtm", mem_gb=2)
     extract.inputs.psf_fwhm_mm = psf_fwhm_mm
     extract.inputs.reference_name = reference_region
@@ -197,7 +201,7 @@ def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_w
         (labels, extract, [("atlas_fine", "atlas_fine")]),
         (inputnode, fit, [("sidecar", "sidecar")]),
         (extract, fit, [("tacs", "tacs_tsv")]),
-        (extract, outputnode, [("tacs", "tacs")]),
+        (extract, outputnode, [("tacs", "tacs"), ("resolution_mm", "resolution_mm")]),
         (fit, outputnode, [("kinpar", "kinpar")]),
     ])
     return workflow

@@ -18,6 +18,7 @@ from workflows.atlas import Grid
 from workflows.kinetics.compartments import FengInput, TissueParameters, simulate_frames
 from workflows.kinetics.frames import FrameTiming, decay_factors
 from workflows.simulation.anatomy import rotation_matrix
+from workflows.resolution import FWHM_TO_SIGMA, linear_interpolation_variance_mm2
 from workflows.simulation.receptors import TISSUE_CLASSES, TISSUE_R1
 
 BPND_STEP = 0.02
@@ -94,11 +95,11 @@ def pose_matrix(params: NDArray[np.float64], centre_mm: NDArray[np.float64]) -> 
 
 def fine_grid_blur_sd_mm(psf_fwhm_mm: float, fine_voxel_mm: float) -> float:
     """SD (mm) of the Gaussian blur on the fine grid that, followed by linear interpolation at
-    arbitrary sub-voxel positions (variance u (1 - u) h^2 per axis at fraction u of a voxel h,
-    h^2 / 6 on average), gives images of resolution ``psf_fwhm_mm`` (FWHM): the variances add.
+    arbitrary sub-voxel positions (:func:`linear_interpolation_variance_mm2`), gives images of
+    resolution ``psf_fwhm_mm`` (FWHM): the variances add.
     Zero when the sampling alone is as coarse as the PSF."""
-    sd = psf_fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    return float(np.sqrt(max(sd ** 2 - fine_voxel_mm ** 2 / 6.0, 0.0)))
+    sd = psf_fwhm_mm * FWHM_TO_SIGMA
+    return float(np.sqrt(max(sd ** 2 - linear_interpolation_variance_mm2(fine_voxel_mm), 0.0)))
 
 
 def scan_pet(activity: NDArray[np.float32], fine: Grid, pet: Grid, timing: FrameTiming,

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from workflows.atlas import (BRAINSTEM_LABELS, CSF_LABELS, WHITE_MATTER_LABELS, canonical_region,
                              is_cortical_label, region_labels, REGION_GROUPS)
+from workflows.resolution import smooth_fwhm
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,7 @@ def bpnd_map(labels: NDArray[np.integer], receptors: SubjectReceptors, voxel_mm:
         out[mask] = value
         if value == 0.0:
             reference |= mask
-    field_ = ndimage.gaussian_filter(rng.standard_normal(labels.shape),
-                                     smooth_fwhm_mm / 2.3548 / voxel_mm)
+    field_ = smooth_fwhm(rng.standard_normal(labels.shape), smooth_fwhm_mm, voxel_mm)
     field_ /= field_.std() or 1.0
     out *= 1.0 + within_cv * field_
     out[reference | (classes == TISSUE_CLASSES.index("csf")) | (labels == 0)] = 0.0
