@@ -101,7 +101,7 @@ def test_gtm_of_motion_corrected_frames_takes_the_interpolation_blur():
     # u (1 - u) v^2 on top of the PSF. Over sub-voxel shifts spread evenly, the realigned mean
     # image is the phantom at the resolution realigned_fwhm_mm gives, and the GTM at that
     # resolution recovers the regional activity (within 4 %: the interpolation blur is not quite
-    # Gaussian); at the scanner's PSF it under-corrects by 10 % or more.
+    # Gaussian); at the scanner's PSF it under-corrects by more than 8 %.
     labels, activity, factors, fine_mm = phantom()
     fractions = (np.arange(8) + 0.5) / 8
     frames = []

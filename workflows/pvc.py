@@ -178,9 +178,8 @@ def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_w
         "Regional TACs were corrected for partial-volume effects by the geometric transfer "
         f"matrix method (Rousset et al. 1998; Gaussian PSF {psf_fwhm_mm:g} mm FWHM, widened by "
         "the linear interpolation of motion correction (variance of a voxel squared over six "
-        "per axis), every "
-        "Neuromorphometrics label and the rest of the field of view as regions) and fitted "
-        "with SRTM as above. ")
+        "per axis), every Neuromorphometrics label and the rest of the field of view as "
+        "regions) and fitted with SRTM as above. ")
     fields = ["petref", "pet_hmc", "sidecar", "mni2t1w", "pet2t1w"]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["tacs", "kinpar", "resolution_mm"]),

@@ -96,8 +96,8 @@ def pose_matrix(params: NDArray[np.float64], centre_mm: NDArray[np.float64]) -> 
 def fine_grid_blur_sd_mm(psf_fwhm_mm: float, fine_voxel_mm: float) -> float:
     """SD (mm) of the Gaussian blur on the fine grid that, followed by linear interpolation at
     arbitrary sub-voxel positions (:func:`linear_interpolation_variance_mm2`), gives images of
-    resolution ``psf_fwhm_mm`` (FWHM): the variances add.
-    Zero when the sampling alone is as coarse as the PSF."""
+    resolution ``psf_fwhm_mm`` (FWHM): the variances add. Zero when the sampling alone is as
+    coarse as the PSF."""
     sd = psf_fwhm_mm * FWHM_TO_SIGMA
     return float(np.sqrt(max(sd ** 2 - linear_interpolation_variance_mm2(fine_voxel_mm), 0.0)))
 
