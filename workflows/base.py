@@ -97,7 +97,8 @@ def init_scan_wf(scan, settings):
         (inputnode, hmc, [("pet", "inputnode.pet"), ("sidecar", "inputnode.sidecar")]),
         (inputnode, coreg, [("t1w_brain", "inputnode.t1w_brain")]),
         (hmc, coreg, [("outputnode.petref", "inputnode.petref")]),
-        (inputnode, masks, [("t1w_brain", "inputnode.t1w_brain"),
+        (inputnode, masks, [("sidecar", "inputnode.sidecar"),
+                            ("t1w_brain", "inputnode.t1w_brain"),
                             ("brain_mask", "inputnode.brain_mask"),
                             ("gm_prob", "inputnode.gm_prob"), ("mni2t1w", "inputnode.mni2t1w")]),
         (hmc, masks, [("outputnode.petref", "inputnode.petref"),
@@ -143,6 +144,7 @@ def init_scan_wf(scan, settings):
             (hmc, pvc, [("outputnode.petref", "inputnode.petref"),
                         ("outputnode.pet_hmc", "inputnode.pet_hmc")]),
             (coreg, pvc, [("outputnode.pet2t1w", "inputnode.pet2t1w")]),
+            (masks, pvc, [("outputnode.reference_mask", "inputnode.reference_mask")]),
             (pvc, pvc_sink, [("outputnode.tacs", "tacs"), ("outputnode.kinpar", "kinpar"),
                              ("outputnode.resolution_mm", "resolution_mm")]),
         ])
