@@ -123,16 +123,19 @@ def write_pvc_derivatives(output_dir: str, scan_name: str, subject: str, session
                           provenance: dict) -> list[str]:
     """The GTM partial-volume-corrected TACs and their SRTM fits (``pvc-GTM``, as PETPrep
     names partial-volume-corrected outputs). ``resolution_mm`` is the FWHM per axis (x, y, z)
-    the GTM used: the scanner's PSF widened by the interpolation of motion correction."""
+    the GTM used, mean over frames: the scanner's PSF widened by the interpolation of motion
+    correction."""
     out = scan_dir(Path(output_dir), subject, session, "pet")
     pvc = {"PartialVolumeCorrection": "GTM (Rousset et al. 1998)",
            "PointSpreadFunctionFWHMmm": psf_fwhm_mm,
            "PartialVolumeResolutionFWHMmm": list(resolution_mm),
-           "PartialVolumeResolution": "per axis (x, y, z), the PSF widened by the linear "
-                                      "interpolation of motion correction (variance of the "
-                                      "voxel size squared over six)",
+           "PartialVolumeResolution": "per axis (x, y, z), mean over frames: each frame's GTM "
+                                      "takes the PSF widened by the linear interpolation that "
+                                      "realigned it (variance u (1 - u) times the voxel size "
+                                      "squared at sub-voxel fraction u, mean over the brain)",
            "PartialVolumeRegions": "Neuromorphometrics labels and the rest of the field of "
-                                   "view; the reference region is its whole atlas region"}
+                                   "view; the reference region is its trimmed mask, the rest "
+                                   "of its atlas labels regions of their own"}
     written = []
     for src, name, side in (
             (tacs, f"{scan_name}_pvc-GTM_tacs.tsv",

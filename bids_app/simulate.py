@@ -24,7 +24,7 @@ from workflows.atlas import (REGION_GROUPS, TEMPLATE_SPACE, Grid, load_atlas, lo
                              mni_grid, region_labels)
 from workflows.kinetics.compartments import FengInput
 from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
-from workflows.resolution import smooth_fwhm
+from workflows.resolution import fine_factors, smooth_fwhm
 from workflows.simulation.anatomy import (SubjectWarp, native_grid_around, random_warp,
                                           sample_image, synthesize_t1w)
 from workflows.simulation.pet import (KineticSettings, pose_centre, random_motion, scan_pet,
@@ -139,6 +139,15 @@ def mni_output_grid() -> Grid:
 def to_output_grid(values: np.ndarray, atlas: Atlas, grid: Grid, order: int = 1) -> np.ndarray:
     return sample_image((values, atlas.affine), grid.world_coordinates(), order=order
                         ).reshape(grid.shape)
+
+
+def fine_pet_grid(pet: Grid) -> Grid:
+    """The grid :func:`workflows.resolution.fine_factors` times finer than ``pet`` per axis,
+    with fine voxel k i at the centre of PET voxel i."""
+    factors = fine_factors(tuple(np.sqrt((pet.affine[:3, :3] ** 2).sum(axis=0))))
+    affine = pet.affine.copy()
+    affine[:3, :3] = pet.affine[:3, :3] / np.array(factors)
+    return Grid(tuple(n * k for n, k in zip(pet.shape, factors)), affine)
 
 
 def entities(sub: str, ses: str | None) -> str:
@@ -368,6 +377,12 @@ def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str, ses
                 ref_mask.astype(np.uint8), anatomy.pet_grid.affine, dtype=np.uint8)
     write_nifti(truth_dir / f"{name}_seg-neuromorphometrics_dseg.nii.gz",
                 anatomy.labels_pet.astype(np.int16), anatomy.pet_grid.affine, dtype=np.int16)
+    # the labels on the grid the GTM models the blur on (PET voxel i is fine voxel k i)
+    fine = fine_pet_grid(anatomy.pet_grid)
+    labels_fine = sample_image((atlas.labels, atlas.affine),
+                               anatomy.warp(fine.world_coordinates()), order=0)
+    write_nifti(truth_dir / f"{name}_seg-neuromorphometrics_desc-fine_dseg.nii.gz",
+                labels_fine.reshape(fine.shape).astype(np.int16), fine.affine, dtype=np.int16)
     brain_pet = anatomy.labels_pet > 0
     write_nifti(truth_dir / f"{name}_desc-brain_mask.nii.gz", brain_pet.astype(np.uint8),
                 anatomy.pet_grid.affine, dtype=np.uint8)

@@ -204,10 +204,11 @@ def test_partial_volume_correction_moves_regional_bpnd_towards_the_truth(dataset
     pet = dataset["out"] / "sub-01" / "pet"
     side = json.loads((pet / "sub-01_trc-carfentanil_pvc-GTM_model-SRTM_kinpar.json").read_text())
     assert side["PointSpreadFunctionFWHMmm"] == 2.5 and side["ReferenceRegion"] == "occipital"
-    # the GTM's resolution: the PSF plus the linear interpolation of realignment on 3 mm voxels
-    # (variance 3^2 / 6 mm^2 per axis, i.e. FWHM^2 = 2.5^2 + 8 ln 2 x 1.5)
-    expected = np.sqrt(2.5 ** 2 + 8 * np.log(2) * 3.0 ** 2 / 6)
-    assert side["PartialVolumeResolutionFWHMmm"] == pytest.approx([expected] * 3, abs=0.01)
+    # the GTM's resolution, mean over the frames: the PSF widened by the linear interpolation
+    # that realigned the moving head's frames, at most by u (1 - u) <= 1/4 of the squared 3 mm
+    # voxel per axis (FWHM^2 = 2.5^2 + 8 ln 2 x variance)
+    widest = np.sqrt(2.5 ** 2 + 8 * np.log(2) * 3.0 ** 2 / 4)
+    assert all(2.5 < f < widest for f in side["PartialVolumeResolutionFWHMmm"])
     tacs = pd.read_csv(pet / "sub-01_trc-carfentanil_pvc-GTM_tacs.tsv", sep="\t")
     assert list(tacs.columns[:3]) == ["frame_start", "frame_end", "occipital"]
     plain, truth = _regional(dataset)
@@ -221,10 +222,11 @@ def test_partial_volume_correction_moves_regional_bpnd_towards_the_truth(dataset
 
 @pytest.mark.xfail(strict=True, reason="known shortfall (issue 4 note): on a 2 mm phantom with "
                    "1.5 mm motion and noise 0.1 (seed 5) the MNI map correlates 0.904 with the "
-                   "truth, but seed-ROI BPND with GTM PVC is -1 to +12 % off (mean |error| 3.9 %; "
-                   "OFC +11.6, MCC +6.2, amygdala +5.5 %; 11-31 % low without PVC), and on this "
-                   "module's 3 mm phantom further off; what remains is label placement on small "
-                   "regions and the GTM's over-correction; the acceptance targets are not met")
+                   "truth, but seed-ROI BPND with GTM PVC is -2 to +10 % off (mean |error| 3.1 %; "
+                   "OFC +10.1, MCC +5.3 %; 11-31 % low without PVC), and on this module's 3 mm "
+                   "phantom further off. With the phantom's true labels the GTM gives all ten "
+                   "within 1.2 %: what remains is label placement by normalisation (OFC labels "
+                   "15 % small, Dice 0.85); the acceptance targets are not met")
 def test_regional_bpnd_within_5_percent_and_maps_correlate(dataset):
     from workflows.atlas import SEED_ROIS
     est, truth = _regional(dataset, "_pvc-GTM")

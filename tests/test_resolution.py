@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from workflows.resolution import linear_interpolation_variance_mm2, smooth_fwhm
+from workflows.resolution import (linear_interpolation_variance_mm2, realignment_variance_mm2,
+                                  smooth_fwhm)
 
 
 def test_smoothing_a_point_gives_the_requested_fwhm():
@@ -35,3 +36,20 @@ def test_linear_interpolation_adds_a_sixth_of_the_squared_voxel_on_average():
         centre = (shifted * x_mm).sum()
         added.append((shifted * (x_mm - centre) ** 2).sum())
     assert np.mean(added) == pytest.approx(linear_interpolation_variance_mm2(voxel_mm), rel=0.01)
+
+
+def test_realignment_blur_is_that_of_the_sub_voxel_fraction_each_frame_was_sampled_at():
+    # A translation moves every sample point by the same fraction u of a voxel: u (1 - u) v^2
+    # per axis, nothing for whole voxels. A rotation of 10-15 degrees spreads the fractions
+    # evenly over the brain: the mean added variance is that of uniform u, v^2 / 6.
+    affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    affine[:3, 3] = (-40.0, -50.0, -30.0)
+    voxels = np.indices((40, 50, 20)).reshape(3, -1)
+    poses = np.array([[0.5, 1.0, 0.0, 0.0, 0.0, 0.0],     # u = 1/4, 1/2, 0
+                      [4.0, -2.0, 6.0, 0.0, 0.0, 0.0],    # whole voxels
+                      [0.3, 0.2, 0.1, 0.2, 0.15, 0.25]])
+    variance = realignment_variance_mm2(poses, affine, voxels)
+    assert variance[0] == pytest.approx([0.1875 * 4, 0.25 * 4, 0.0], abs=1e-6)
+    assert variance[1] == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
+    assert variance[2] == pytest.approx([linear_interpolation_variance_mm2(v)
+                                         for v in (2.0, 2.0, 3.0)], rel=0.05)

@@ -12,8 +12,9 @@ The regions are the Neuromorphometrics labels warped to a grid k times finer tha
 voxel's value is its PSF-blurred activity at the voxel centre (the PSF is the image of a point
 source, measured on reconstructed images), so the spread functions are blurred on the fine grid
 and read at the PET voxel centres. Motion correction resamples the frames by linear
-interpolation, which blurs them further (:func:`realigned_fwhm_mm`): the GTM uses the resolution
-of the realigned frames, not the scanner's alone.
+interpolation, which blurs them further, by how far each frame's sample points fall between
+voxels (:func:`workflows.resolution.realignment_variance_mm2`): each frame's GTM takes the
+resolution of that frame after realignment, not the scanner's alone.
 """
 
 from __future__ import annotations
@@ -27,15 +28,8 @@ from scipy import ndimage
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from workflows.resolution import FWHM_TO_SIGMA, linear_interpolation_variance_mm2
-
-FINE_VOXEL_MM = 1.5
-
-
-def fine_factors(pet_voxel_mm: tuple[float, float, float]) -> tuple[int, int, int]:
-    """Per axis, how many fine voxels span one PET voxel (fine voxels at most 1.5 mm)."""
-    return tuple(max(1, math.ceil(v / FINE_VOXEL_MM - 1e-6)) for v in pet_voxel_mm)
-
+from workflows.resolution import (FWHM_TO_SIGMA, fine_factors,
+                                  linear_interpolation_variance_mm2, realignment_variance_mm2)
 
 def realigned_fwhm_mm(psf_fwhm_mm: float, pet_voxel_mm: tuple[float, float, float]
                       ) -> tuple[float, float, float]:
@@ -102,6 +96,22 @@ def gtm_correct(observed_means: NDArray[np.float64], gtm: NDArray[np.float64]
     return np.linalg.solve(gtm, observed_means)
 
 
+def gtm_correct_frames(observed_means: NDArray[np.float64], gtm_scanner: NDArray[np.float64],
+                       gtm_realigned: NDArray[np.float64], blur_fractions: NDArray[np.float64]
+                       ) -> NDArray[np.float64]:
+    """True regional means (regions x frames) from the observed means of frames whose
+    resolutions differ: frame f's GTM lies between ``gtm_scanner`` (the PSF alone) and
+    ``gtm_realigned`` (the PSF and linear interpolation's mean variance,
+    :func:`realigned_fwhm_mm`) at ``blur_fractions[f]``, the frame's interpolation variance over
+    that mean (0 where the frame was not resampled; the matrix is close to linear in the added
+    variance, a few tenths of a voxel's variance)."""
+    out = np.empty_like(observed_means, dtype=np.float64)
+    for f, w in enumerate(np.asarray(blur_fractions, dtype=np.float64)):
+        gtm = gtm_scanner + w * (gtm_realigned - gtm_scanner)
+        out[:, f] = gtm_correct(observed_means[:, f], gtm)
+    return out
+
+
 def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_dir: str
                            ) -> str:
     """The atlas labels on a grid finer than the PET grid by :func:`fine_factors` (same origin
@@ -135,18 +145,25 @@ def carve_reference(labels_fine: NDArray[np.integer], reference_mask_pet: NDArra
              for n, k, m in zip(labels.shape, factors, reference_mask_pet.shape)]
     inside = np.asarray(reference_mask_pet, dtype=bool)[np.ix_(*index)]
     new_id = int(labels.max()) + 1
-    labels[inside & np.isin(labels, reference_labels)] = new_id
+    reference = np.isin(labels, reference_labels)
+    labels[inside & reference] = new_id
+    # a reference label left without a PET voxel cannot be a GTM region: its fine voxels join
+    # the reference instead of the background
+    on_pet = np.unique(labels[tuple(slice(None, None, k) for k in factors)])
+    orphans = [r for r in reference_labels if r not in on_pet]
+    labels[np.isin(labels, orphans)] = new_id
     return labels, new_id
 
 
-def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, reference_mask: str,
-                     psf_fwhm_mm: float, reference_name: str, out_dir: str
+def extract_tacs_gtm(pet_hmc: str, sidecar: str, motion_tsv: str, atlas_fine: str,
+                     reference_mask: str, psf_fwhm_mm: float, reference_name: str, out_dir: str
                      ) -> tuple[str, list[float]]:
     """GTM-corrected TACs of every atlas label, each region group and the reference region, in
     the layout of :func:`workflows.tacs.extract_tacs`. ``psf_fwhm_mm`` is the scanner's
-    resolution; the frames are motion-corrected by interpolation, so the GTM takes the
-    resolution of :func:`realigned_fwhm_mm`. Returns the TSV path and that resolution (FWHM,
-    mm, per axis).
+    resolution; motion correction (``motion_tsv``, the poses it undid) resampled each frame by
+    linear interpolation, which blurred it by :func:`realignment_variance_mm2` over the brain,
+    so each frame's GTM takes that frame's resolution (:func:`gtm_correct_frames`). Returns the
+    TSV path and the resolution (FWHM, mm, per axis) averaged over the frames.
 
     The reference is a GTM region of its own (:func:`carve_reference`): the part of its atlas
     labels inside ``reference_mask``, which is restricted and trimmed to voxels of reference
@@ -158,6 +175,7 @@ def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, reference_mask
     import json
 
     import nibabel as nib
+    import pandas as pd
 
     from workflows.atlas import region_labels
     from workflows.kinetics.frames import FrameTiming
@@ -175,16 +193,24 @@ def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, reference_mask
                                                 reference_pet, factors,
                                                 region_labels(reference_name))
     fine_vox = tuple(float(v) for v in fine_img.header.get_zooms()[:3])
-    resolution = realigned_fwhm_mm(psf_fwhm_mm, pet_vox)
-    ids, gtm, labels_pet = geometric_transfer_matrix(labels_fine, factors, fine_vox, resolution)
+    ids, gtm_scanner, labels_pet = geometric_transfer_matrix(labels_fine, factors, fine_vox,
+                                                             psf_fwhm_mm)
+    _, gtm_realigned, _ = geometric_transfer_matrix(labels_fine, factors, fine_vox,
+                                                    realigned_fwhm_mm(psf_fwhm_mm, pet_vox))
     flat = data.reshape(-1, data.shape[3])
     if labels_pet.size != flat.shape[0]:
         raise ValueError(f"{atlas_fine}: fine grid does not match {pet_hmc} (factors {factors})")
+    motion = pd.read_csv(motion_tsv, sep="\t")[["trans_x", "trans_y", "trans_z",
+                                                "rot_x", "rot_y", "rot_z"]].to_numpy()
+    brain = np.array(np.nonzero(labels_pet.reshape(data.shape[:3]) > 0))
+    variance = realignment_variance_mm2(motion, pet_img.affine, brain)
+    mean_variance = np.array([linear_interpolation_variance_mm2(v) for v in pet_vox])
     index = np.searchsorted(ids, labels_pet)
     counts = np.bincount(index, minlength=ids.size)
     observed = np.stack([np.bincount(index, weights=flat[:, f], minlength=ids.size)
                          for f in range(flat.shape[1])], axis=1) / counts[:, None]
-    corrected = gtm_correct(observed, gtm)
+    corrected = gtm_correct_frames(observed, gtm_scanner, gtm_realigned,
+                                   (variance / mean_variance).mean(axis=1))
     volumes = np.array([(labels_fine == i).sum() for i in ids], dtype=float)
     atlas_ids = [k for k, i in enumerate(ids) if i not in (0, reference_id)]
     # without a carved reference (its mask misses every fine voxel of its labels) the
@@ -195,13 +221,14 @@ def extract_tacs_gtm(pet_hmc: str, sidecar: str, atlas_fine: str, reference_mask
                        reference_tac, reference_name, timing, meta)
     path = str(Path(out_dir) / "tacs_pvc-GTM.tsv")
     table.to_csv(path, sep="\t", index=False, float_format="%.6g")
-    return path, [round(f, 3) for f in resolution]
+    fwhm = np.sqrt(psf_fwhm_mm ** 2 + variance / FWHM_TO_SIGMA ** 2).mean(axis=0)
+    return path, [round(float(f), 3) for f in fwhm]
 
 
 def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_wf"):
     """GTM partial-volume correction of the regional TACs, and regional SRTM on them.
 
-    Inputs: ``petref``, ``pet_hmc``, ``sidecar``, ``mni2t1w``, ``pet2t1w``,
+    Inputs: ``petref``, ``pet_hmc``, ``sidecar``, ``motion_tsv``, ``mni2t1w``, ``pet2t1w``,
     ``reference_mask`` (PET grid).
     Outputs: ``tacs`` (TSV), ``kinpar`` (TSV), ``resolution_mm`` (the FWHM per axis the GTM used).
     """
@@ -210,12 +237,13 @@ def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_w
     workflow = pe.Workflow(name=name)
     workflow.__desc__ = (
         "Regional TACs were corrected for partial-volume effects by the geometric transfer "
-        f"matrix method (Rousset et al. 1998; Gaussian PSF {psf_fwhm_mm:g} mm FWHM, widened by "
-        "the linear interpolation of motion correction (variance of a voxel squared over six "
-        "per axis), every Neuromorphometrics label and the rest of the field of view as "
-        "regions, the reference region's mask as a region of its own) and fitted with SRTM as "
-        "above. ")
-    fields = ["petref", "pet_hmc", "sidecar", "mni2t1w", "pet2t1w", "reference_mask"]
+        f"matrix method (Rousset et al. 1998; Gaussian PSF {psf_fwhm_mm:g} mm FWHM, widened per "
+        "frame by the linear interpolation of motion correction, u (1 - u) times the voxel "
+        "size squared at sub-voxel fraction u, averaged over the brain; every "
+        "Neuromorphometrics label and the rest of the field of view as regions, the reference "
+        "region's mask as a region of its own) and fitted with SRTM as above. ")
+    fields = ["petref", "pet_hmc", "sidecar", "motion_tsv", "mni2t1w", "pet2t1w",
+              "reference_mask"]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["tacs", "kinpar", "resolution_mm"]),
                          name="outputnode")
@@ -232,7 +260,7 @@ def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_w
         (inputnode, labels, [("petref", "petref"), ("mni2t1w", "mni2t1w"),
                              ("pet2t1w", "pet2t1w")]),
         (inputnode, extract, [("pet_hmc", "pet_hmc"), ("sidecar", "sidecar"),
-                              ("reference_mask", "reference_mask")]),
+                              ("motion_tsv", "motion_tsv"), ("reference_mask", "reference_mask")]),
         (labels, extract, [("atlas_fine", "atlas_fine")]),
         (inputnode, fit, [("sidecar", "sidecar")]),
         (extract, fit, [("tacs", "tacs_tsv")]),
@@ -248,9 +276,9 @@ def _labels_node(petref, mni2t1w, pet2t1w):
     return atlas_on_fine_pet_grid(petref, mni2t1w, pet2t1w, os.getcwd())
 
 
-def _extract_gtm_node(pet_hmc, sidecar, atlas_fine, reference_mask, psf_fwhm_mm,
+def _extract_gtm_node(pet_hmc, sidecar, motion_tsv, atlas_fine, reference_mask, psf_fwhm_mm,
                       reference_name):
     import os
     from workflows.pvc import extract_tacs_gtm
-    return extract_tacs_gtm(pet_hmc, sidecar, atlas_fine, reference_mask, psf_fwhm_mm,
-                            reference_name, os.getcwd())
+    return extract_tacs_gtm(pet_hmc, sidecar, motion_tsv, atlas_fine, reference_mask,
+                            psf_fwhm_mm, reference_name, os.getcwd())

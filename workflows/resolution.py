@@ -12,6 +12,13 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+FINE_VOXEL_MM = 1.5
+
+
+def fine_factors(pet_voxel_mm: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Per axis, how many voxels of a grid finer than the PET grid span one PET voxel (fine
+    voxels at most :data:`FINE_VOXEL_MM`), as the GTM models the scanner's blur."""
+    return tuple(max(1, math.ceil(v / FINE_VOXEL_MM - 1e-6)) for v in pet_voxel_mm)
 
 
 def linear_interpolation_variance_mm2(voxel_mm: float) -> float:
@@ -28,3 +35,26 @@ def smooth_fwhm(volume: NDArray, fwhm_mm: float, voxel_mm: float) -> NDArray[np.
         return np.asarray(volume, dtype=np.float64)
     return ndimage.gaussian_filter(np.asarray(volume, dtype=np.float64),
                                    fwhm_mm * FWHM_TO_SIGMA / voxel_mm)
+
+
+def realignment_variance_mm2(motion: NDArray[np.float64], affine: NDArray[np.float64],
+                             voxels: NDArray[np.integer]) -> NDArray[np.float64]:
+    """(frames, 3): per frame and axis, the variance (mm^2) that linear interpolation added when
+    motion correction resampled the frame, averaged over ``voxels`` (3 x n indices of the
+    realigned grid, e.g. the brain's). Realigned voxel x took the frame's value at R x + t,
+    between the frame's voxels at fraction u: u (1 - u) v^2 (its mean over u is
+    :func:`linear_interpolation_variance_mm2`). ``motion``: (frames, 6) translations (mm) and
+    rotations (rad, R = Rz Ry Rx) of the head's pose in each frame relative to the reference,
+    RAS, as in ``_motion.tsv``; ``affine``: the PET grid's voxel -> RAS mm."""
+    from workflows.simulation.anatomy import rotation_matrix
+
+    to_voxel = np.linalg.inv(affine)
+    world = affine[:3, :3] @ voxels + affine[:3, 3:4]
+    voxel_mm = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    out = np.empty((len(motion), 3))
+    for f, pose in enumerate(np.asarray(motion, dtype=np.float64)):
+        sampled = to_voxel[:3, :3] @ (rotation_matrix(*pose[3:6]) @ world + pose[:3, None]) \
+            + to_voxel[:3, 3:4]
+        u = sampled - np.floor(sampled)
+        out[f] = (u * (1.0 - u)).mean(axis=1) * voxel_mm ** 2
+    return out
