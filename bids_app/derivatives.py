@@ -133,9 +133,10 @@ def write_pvc_derivatives(output_dir: str, scan_name: str, subject: str, session
                                       "takes the PSF widened by the linear interpolation that "
                                       "realigned it (variance u (1 - u) times the voxel size "
                                       "squared at sub-voxel fraction u, mean over the brain)",
-           "PartialVolumeRegions": "Neuromorphometrics labels and the rest of the field of "
-                                   "view; the reference region is its trimmed mask, the rest "
-                                   "of its atlas labels regions of their own"}
+           "PartialVolumeRegions": "Neuromorphometrics labels, the T1w brain mask's voxels "
+                                   "without a label, and the rest of the field of view; the "
+                                   "reference region is its trimmed mask, the rest of its "
+                                   "atlas labels regions of their own"}
     written = []
     for src, name, side in (
             (tacs, f"{scan_name}_pvc-GTM_tacs.tsv",

@@ -26,7 +26,7 @@ from workflows.kinetics.compartments import FengInput
 from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
 from workflows.resolution import fine_factors, smooth_fwhm
 from workflows.simulation.anatomy import (SubjectWarp, native_grid_around, random_warp,
-                                          sample_image, synthesize_t1w)
+                                          sample_image, synthesize_t1w, template_brain)
 from workflows.simulation.pet import (KineticSettings, pose_centre, random_motion, scan_pet,
                                       tac_tables, voxel_tacs)
 from workflows.simulation.receptors import (PATTERNS, bpnd_map, subject_regional_bpnd,
@@ -34,6 +34,7 @@ from workflows.simulation.receptors import (PATTERNS, bpnd_map, subject_regional
 
 BIDS_VERSION = "1.10.0"
 SM_FWHM_MM = 8.0
+RIM_ACTIVITY_FRACTION = 0.5   # activity of the unlabelled rim of the brain, of cortex
 
 
 @dataclass
@@ -245,6 +246,7 @@ class Anatomy:
     pet_grid: Grid
     labels_pet: np.ndarray
     brain_t1: np.ndarray
+    rim_fine: np.ndarray         # brain voxels without an atlas label (fine grid)
 
 
 def make_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator,
@@ -259,12 +261,16 @@ def make_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator,
     t1, brain_t1 = synthesize_t1w(template, warp, t1_grid, rng, labels_t1 > 0)
     fine_mm = min(1.5, cfg.voxel_mm)
     fine = native_grid_around(warp, atlas.box, fine_mm, margin_mm=8.0)
-    labels_fine = sample_image((atlas.labels, atlas.affine), warp(fine.world_coordinates()),
+    fine_points = warp(fine.world_coordinates())
+    labels_fine = sample_image((atlas.labels, atlas.affine), fine_points,
                                order=0).reshape(fine.shape)
+    template_fine = sample_image(template, fine_points, order=1).reshape(fine.shape)
+    rim_fine = template_brain(template_fine, labels_fine > 0) & (labels_fine == 0)
     pet_grid = native_grid_around(warp, atlas.box, cfg.voxel_mm, margin_mm=16.0)
     labels_pet = sample_image((atlas.labels, atlas.affine), warp(pet_grid.world_coordinates()),
                               order=0).reshape(pet_grid.shape)
-    return Anatomy(warp, t1_grid, t1, fine, labels_fine, pet_grid, labels_pet, brain_t1)
+    return Anatomy(warp, t1_grid, t1, fine, labels_fine, pet_grid, labels_pet, brain_t1,
+                   rim_fine)
 
 
 class RegisteredWarp:
@@ -315,10 +321,14 @@ def anatomy_from_t1w(cfg: SimulationConfig, atlas: Atlas, scratch: Path) -> Anat
     fine = grid_around_brain(min(1.5, cfg.voxel_mm), 8.0)
     labels_fine = sample_image((atlas.labels, atlas.affine), warp(fine.world_coordinates()),
                                order=0).reshape(fine.shape)
+    in_mask = sample_image((brain_t1.astype(np.uint8), t1_img.affine), fine.world_coordinates(),
+                           order=0).reshape(fine.shape) > 0
+    rim_fine = in_mask & (labels_fine == 0)
     pet_grid = grid_around_brain(cfg.voxel_mm, 16.0)
     labels_pet = sample_image((atlas.labels, atlas.affine), warp(pet_grid.world_coordinates()),
                               order=0).reshape(pet_grid.shape)
-    return Anatomy(warp, t1_grid, t1, fine, labels_fine, pet_grid, labels_pet, brain_t1)
+    return Anatomy(warp, t1_grid, t1, fine, labels_fine, pet_grid, labels_pet, brain_t1,
+                   rim_fine)
 
 
 def write_anatomy(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str,
@@ -355,8 +365,12 @@ def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str, ses
     bp_fine = sample_image((bp_atlas, atlas.affine), fine_points, order=0)
     classes = tissue_class_of_labels(anatomy.labels_fine).reshape(-1)
     tables, bp_grid = tac_tables(timing, settings, float(bp_fine.max()), plasma)
-    activity = voxel_tacs(classes, bp_fine, tables, bp_grid).reshape(
-        (*anatomy.fine.shape, timing.n_frames))
+    activity = voxel_tacs(classes, bp_fine, tables, bp_grid)
+    # the unlabelled rim of the brain: cortex partial-volumed with CSF
+    cortex_bp = np.array([np.median(bp_fine[classes == 0])])
+    rim_tac = voxel_tacs(np.zeros(1, dtype=np.int8), cortex_bp, tables, bp_grid)[0]
+    activity[anatomy.rim_fine.reshape(-1)] = RIM_ACTIVITY_FRACTION * rim_tac
+    activity = activity.reshape((*anatomy.fine.shape, timing.n_frames))
     motion = random_motion(timing.n_frames, cfg.motion_mm, rng)
     pet = scan_pet(activity, anatomy.fine, anatomy.pet_grid, timing, motion, cfg.psf_fwhm_mm,
                    cfg.noise, lookup_tracer(tracer).radionuclide, rng)

@@ -220,24 +220,22 @@ def test_partial_volume_correction_moves_regional_bpnd_towards_the_truth(dataset
     assert error["gtm"] < error["plain"], error
 
 
-@pytest.mark.xfail(strict=True, reason="known shortfall (issue 4 note): on a 2 mm phantom with "
-                   "1.5 mm motion and noise 0.1 (seed 5) the MNI map correlates 0.904 with the "
-                   "truth, but seed-ROI BPND with GTM PVC is -2 to +10 % off (mean |error| 3.1 %; "
-                   "OFC +10.1, MCC +5.3 %; 11-31 % low without PVC), and on this module's 3 mm "
-                   "phantom further off. With the phantom's true labels the GTM gives all ten "
-                   "within 1.2 %: what remains is label placement by normalisation (OFC labels "
-                   "15 % small, Dice 0.85); the acceptance targets are not met")
 def test_regional_bpnd_within_5_percent_and_maps_correlate(dataset):
+    # The issue's acceptance on a phantom with 1.5 mm motion and noise: with partial-volume
+    # correction every seed ROI's BPND within 5 % of the regional truth (3 mm voxels, PSF
+    # 2.5 mm: 10-35 % low without it), and the MNI BPND map correlating above 0.9 with the
+    # truth map inside the brain.
     from workflows.atlas import SEED_ROIS
     est, truth = _regional(dataset, "_pvc-GTM")
     rel = (est / truth - 1).abs()
-    assert (rel[list(SEED_ROIS)] < 0.05).all()
+    assert (rel[list(SEED_ROIS)] < 0.05).all(), rel[list(SEED_ROIS)].round(3).to_dict()
     est_map = nib.load(dataset["out"] / "sub-01" / "pet" / f"sub-01_trc-carfentanil_space-{SPACE}"
                        "_model-SRTM_meas-BPND_mimap.nii.gz").get_fdata()
     tru = nib.load(dataset["ds"] / "derivatives" / "truth" / "sub-01" / "pet" /
                    f"sub-01_trc-carfentanil_space-{SPACE}_meas-BPND_mimap.nii.gz").get_fdata()
     brain = tru > 0
-    assert np.corrcoef(est_map[brain], tru[brain])[0, 1] > 0.9
+    correlation = np.corrcoef(est_map[brain], tru[brain])[0, 1]
+    assert correlation > 0.9, correlation
 
 
 def test_rerun_reuses_the_work_dir_and_gives_identical_outputs(dataset):

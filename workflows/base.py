@@ -140,7 +140,8 @@ def init_scan_wf(scan, settings):
         report.inputs.methods += " " + pvc.__desc__
         workflow.connect([
             (inputnode, pvc, [("sidecar", "inputnode.sidecar"),
-                              ("mni2t1w", "inputnode.mni2t1w")]),
+                              ("mni2t1w", "inputnode.mni2t1w"),
+                              ("brain_mask", "inputnode.brain_mask")]),
             (hmc, pvc, [("outputnode.petref", "inputnode.petref"),
                         ("outputnode.pet_hmc", "inputnode.pet_hmc"),
                         ("outputnode.motion_tsv", "inputnode.motion_tsv")]),

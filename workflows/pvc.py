@@ -8,13 +8,14 @@ Solving G a = t per frame gives TACs free of spill-over between regions, provide
 is uniform within each region and the PSF is known.
 
 The regions are the Neuromorphometrics labels warped to a grid k times finer than the PET grid
-(aligned so that PET voxel i is fine voxel k i), plus everything outside them (label 0). A PET
-voxel's value is its PSF-blurred activity at the voxel centre (the PSF is the image of a point
-source, measured on reconstructed images), so the spread functions are blurred on the fine grid
-and read at the PET voxel centres. Motion correction resamples the frames by linear
-interpolation, which blurs them further, by how far each frame's sample points fall between
-voxels (:func:`workflows.resolution.realignment_variance_mm2`): each frame's GTM takes the
-resolution of that frame after realignment, not the scanner's alone.
+(aligned so that PET voxel i is fine voxel k i), the T1w brain mask's voxels outside them (the
+unlabelled rim of the brain) and everything else (label 0). A PET voxel's value is its
+PSF-blurred activity at the voxel centre (the PSF is the image of a point source, measured on
+reconstructed images), so the spread functions are blurred on the fine grid and read at the PET
+voxel centres. Motion correction resamples the frames by linear interpolation, which blurs them
+further, by how far each frame's sample points fall between voxels
+(:func:`workflows.resolution.realignment_variance_mm2`): each frame's GTM takes the resolution
+of that frame after realignment, not the scanner's alone.
 """
 
 from __future__ import annotations
@@ -112,11 +113,25 @@ def gtm_correct_frames(observed_means: NDArray[np.float64], gtm_scanner: NDArray
     return out
 
 
-def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_dir: str
-                           ) -> str:
+UNLABELLED_BRAIN = 10000   # GTM region of brain-mask voxels without an atlas label
+
+
+def label_unlabelled_brain(labels: NDArray, brain: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """The labels with the brain mask's voxels that carry no atlas label (label 0) as a region
+    of their own, :data:`UNLABELLED_BRAIN`: the atlas stops 1-4 mm inside the brain's outline
+    (cortex partial-volumed with CSF), and that rim holds activity that the rest of label 0,
+    outside the head's brain, does not. One region for both would have no uniform activity."""
+    out = np.asarray(labels, dtype=np.int64).copy()
+    out[(out == 0) & np.asarray(brain, dtype=bool)] = UNLABELLED_BRAIN
+    return out
+
+
+def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_dir: str,
+                           brain_mask: str | None = None) -> str:
     """The atlas labels on a grid finer than the PET grid by :func:`fine_factors` (same origin
     and orientation: PET voxel i is fine voxel k i), in one nearest-neighbour interpolation
-    through MNI -> T1w -> PET."""
+    through MNI -> T1w -> PET; with the T1w ``brain_mask``, its unlabelled voxels as
+    :data:`UNLABELLED_BRAIN` (:func:`label_unlabelled_brain`)."""
     import ants
 
     from workflows.atlas import atlas_path
@@ -128,6 +143,12 @@ def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_di
     labels = ants.apply_transforms(fine, ants.image_read(str(atlas_path())),
                                    list(mni2t1w) + [pet2t1w], interpolator="nearestNeighbor",
                                    whichtoinvert=[True, False, True])
+    if brain_mask:
+        brain = ants.apply_transforms(fine, ants.image_read(brain_mask), [pet2t1w],
+                                      interpolator="linear", whichtoinvert=[True])
+        labels = labels.new_image_like(
+            label_unlabelled_brain(labels.numpy().round(), brain.numpy() > 0.5)
+            .astype(np.float32))
     path = str(Path(out_dir) / "atlas_space-pet_res-fine.nii.gz")
     ants.image_write(labels, path)
     return path
@@ -212,7 +233,7 @@ def extract_tacs_gtm(pet_hmc: str, sidecar: str, motion_tsv: str, atlas_fine: st
     corrected = gtm_correct_frames(observed, gtm_scanner, gtm_realigned,
                                    (variance / mean_variance).mean(axis=1))
     volumes = np.array([(labels_fine == i).sum() for i in ids], dtype=float)
-    atlas_ids = [k for k, i in enumerate(ids) if i not in (0, reference_id)]
+    atlas_ids = [k for k, i in enumerate(ids) if i not in (0, reference_id, UNLABELLED_BRAIN)]
     # without a carved reference (its mask misses every fine voxel of its labels) the
     # reference is its whole atlas region group
     reference_tac = corrected[ids == reference_id][0] if reference_id in ids else None
@@ -229,7 +250,7 @@ def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_w
     """GTM partial-volume correction of the regional TACs, and regional SRTM on them.
 
     Inputs: ``petref``, ``pet_hmc``, ``sidecar``, ``motion_tsv``, ``mni2t1w``, ``pet2t1w``,
-    ``reference_mask`` (PET grid).
+    ``reference_mask`` (PET grid), ``brain_mask`` (T1w grid).
     Outputs: ``tacs`` (TSV), ``kinpar`` (TSV), ``resolution_mm`` (the FWHM per axis the GTM used).
     """
     from workflows.tacs import _fit_node
@@ -240,10 +261,11 @@ def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_w
         f"matrix method (Rousset et al. 1998; Gaussian PSF {psf_fwhm_mm:g} mm FWHM, widened per "
         "frame by the linear interpolation of motion correction, u (1 - u) times the voxel "
         "size squared at sub-voxel fraction u, averaged over the brain; every "
-        "Neuromorphometrics label and the rest of the field of view as regions, the reference "
-        "region's mask as a region of its own) and fitted with SRTM as above. ")
+        "Neuromorphometrics label, the brain mask's unlabelled voxels and the rest of the field "
+        "of view as regions, the reference region's mask as a region of its own) and fitted "
+        "with SRTM as above. ")
     fields = ["petref", "pet_hmc", "sidecar", "motion_tsv", "mni2t1w", "pet2t1w",
-              "reference_mask"]
+              "reference_mask", "brain_mask"]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["tacs", "kinpar", "resolution_mm"]),
                          name="outputnode")
@@ -258,7 +280,7 @@ def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_w
     fit.inputs.reference_name = reference_region
     workflow.connect([
         (inputnode, labels, [("petref", "petref"), ("mni2t1w", "mni2t1w"),
-                             ("pet2t1w", "pet2t1w")]),
+                             ("pet2t1w", "pet2t1w"), ("brain_mask", "brain_mask")]),
         (inputnode, extract, [("pet_hmc", "pet_hmc"), ("sidecar", "sidecar"),
                               ("motion_tsv", "motion_tsv"), ("reference_mask", "reference_mask")]),
         (labels, extract, [("atlas_fine", "atlas_fine")]),
@@ -270,10 +292,10 @@ def init_pvc_wf(*, psf_fwhm_mm: float, reference_region: str, name: str = "pvc_w
     return workflow
 
 
-def _labels_node(petref, mni2t1w, pet2t1w):
+def _labels_node(petref, mni2t1w, pet2t1w, brain_mask):
     import os
     from workflows.pvc import atlas_on_fine_pet_grid
-    return atlas_on_fine_pet_grid(petref, mni2t1w, pet2t1w, os.getcwd())
+    return atlas_on_fine_pet_grid(petref, mni2t1w, pet2t1w, os.getcwd(), brain_mask)
 
 
 def _extract_gtm_node(pet_hmc, sidecar, motion_tsv, atlas_fine, reference_mask, psf_fwhm_mm,

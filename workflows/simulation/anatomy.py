@@ -102,21 +102,30 @@ def sample_image(img: nib.Nifti1Image | tuple[NDArray, NDArray], points_mm: NDAr
                                    coords, order=order, mode="constant", cval=0.0)
 
 
+def template_brain(template_values: NDArray, labelled: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The brain as the template outlines it: the atlas labels (``labelled``) and the template's
+    non-zero voxels around them (the labels stop 1-4 mm inside the template's outline: cortex
+    partial-volumed with CSF)."""
+    level = float(np.percentile(template_values[labelled], 95))
+    return ndimage.binary_fill_holes(labelled | (template_values > 0.05 * level))
+
+
 def synthesize_t1w(template: nib.Nifti1Image, warp: SubjectWarp, grid: Grid,
-                   rng: np.random.Generator, brain_mask: NDArray[np.bool_],
+                   rng: np.random.Generator, labelled: NDArray[np.bool_],
                    noise_fraction: float = 0.02, bias_fraction: float = 0.15
                    ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """A T1w head: the template brain pulled into native space within ``brain_mask`` (the
-    atlas's brain, the outline the PET activity has: a template-based outline differs from it
-    enough to bias PET-to-T1w coregistration by about 1 mm), surrounded by CSF, skull and a
-    bright scalp (layers at 0-3, 3-9 and 9-15 mm from the brain), multiplied by a smooth bias
-    field (about +-``bias_fraction``), with Rician noise (SD ``noise_fraction`` of white matter).
-    Returns the image and the brain mask (truth)."""
+    """A T1w head: the template brain pulled into native space, within the template's outline
+    around the atlas's labelled voxels (``labelled``; :func:`template_brain`: the unlabelled
+    rim holds activity in the PET too, so both images have the same outline), surrounded by
+    CSF, skull and a bright scalp (layers at 0-3, 3-9 and 9-15 mm from the brain), multiplied
+    by a smooth bias field (about +-``bias_fraction``), with Rician noise (SD
+    ``noise_fraction`` of white matter). Returns the image and the brain mask (truth)."""
     vox = float(abs(grid.affine[0, 0]))
     points = grid.world_coordinates()
     brain = sample_image(template, warp(points), order=1).reshape(grid.shape)
+    wm_level = float(np.percentile(brain[labelled], 95))
+    brain_mask = template_brain(brain, labelled)
     distance = ndimage.distance_transform_edt(~brain_mask, sampling=vox)
-    wm_level = float(np.percentile(brain[brain_mask], 95))
     head = np.zeros(grid.shape)
     head[(distance > 0) & (distance <= 3)] = 0.3 * wm_level
     head[(distance > 3) & (distance <= 9)] = 0.08 * wm_level
