@@ -54,3 +54,16 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"reference data {path} not present")
     return path
+
+
+def nearest_on_grid(path: Path, target) -> np.ndarray:
+    """The image at ``path`` on the voxel grid of the image ``target`` (nearest neighbour,
+    through world coordinates; 0 outside)."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    img = nib.load(path)
+    to_source = np.linalg.inv(img.affine) @ target.affine
+    ijk = np.indices(target.shape[:3]).reshape(3, -1)
+    return ndimage.map_coordinates(np.asarray(img.dataobj), to_source[:3, :3] @ ijk +
+                                   to_source[:3, 3:4], order=0).reshape(target.shape[:3])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from conftest import nearest_on_grid
 from workflows.pvc import (UNLABELLED_BRAIN, carve_reference, geometric_transfer_matrix,
                           gtm_correct, gtm_correct_frames, label_unlabelled_brain,
                           realigned_fwhm_mm)
@@ -49,6 +50,13 @@ def scanner_image(labels, activity, factors, fine_mm, psf_mm, shift_mm=(0.0, 0.0
     pet_shape = tuple(int(np.ceil(n / k)) for n, k in zip(labels.shape, factors))
     world = np.indices(pet_shape).reshape(3, -1) * PET_MM + np.array(shift_mm)[:, None]
     return ndimage.map_coordinates(blurred, world / fine_mm, order=1).reshape(pet_shape)
+
+
+def gtm_corrected(pet, atlas, factors, fine_mm):
+    """Each region's GTM-corrected activity in the image ``pet`` (at the PSF), by label."""
+    ids, gtm, labels_pet = geometric_transfer_matrix(atlas, factors, (fine_mm,) * 3, PSF_MM)
+    observed = np.array([pet.ravel()[labels_pet == i].mean() for i in ids])
+    return dict(zip(ids, gtm_correct(observed[:, None], gtm)[:, 0]))
 
 
 @pytest.fixture(scope="module")
@@ -181,17 +189,12 @@ def test_the_reference_is_its_trimmed_mask_not_its_whole_atlas_region():
     x_pet = np.arange(pet.shape[0])[:, None, None] * PET_MM
     reference_mask = np.broadcast_to(x_pet < centre_mm - PET_MM, pet.shape)
 
-    def corrected(atlas):
-        ids, gtm, labels_pet = geometric_transfer_matrix(atlas, factors, (fine_mm,) * 3, PSF_MM)
-        observed = np.array([pet.ravel()[labels_pet == i].mean() for i in ids])
-        return dict(zip(ids, gtm_correct(observed[:, None], gtm)[:, 0]))
-
-    whole = corrected(labels)
+    whole = gtm_corrected(pet, labels, factors, fine_mm)
     assert whole[3] > 1.3 * activity[3], whole[3]
     carved_labels, reference = carve_reference(labels, reference_mask, factors, [3])
     assert reference == labels.max() + 1
     assert set(np.unique(carved_labels[labels != 3])) == set(np.unique(labels[labels != 3]))
-    carved = corrected(carved_labels)
+    carved = gtm_corrected(pet, carved_labels, factors, fine_mm)
     assert carved[reference] == pytest.approx(activity[3], rel=0.03), carved[reference]
     for sphere in (11, 12):
         assert carved[sphere] == pytest.approx(activity[sphere], rel=0.04), sphere
@@ -211,16 +214,11 @@ def test_the_brains_unlabelled_rim_is_a_region_of_its_own():
     imaged = np.where(brain & (labels == 0), 99, labels)
     pet = scanner_image(imaged, {**activity, 99: 2.0}, factors, fine_mm, PSF_MM)
 
-    def corrected(atlas):
-        ids, gtm, labels_pet = geometric_transfer_matrix(atlas, factors, (fine_mm,) * 3, PSF_MM)
-        observed = np.array([pet.ravel()[labels_pet == i].mean() for i in ids])
-        return dict(zip(ids, gtm_correct(observed[:, None], gtm)[:, 0]))
-
-    merged = corrected(labels)
+    merged = gtm_corrected(pet, labels, factors, fine_mm)
     assert merged[3] > 1.2 * activity[3], merged[3]
     split_labels = label_unlabelled_brain(labels, brain)
     assert np.array_equal(split_labels == UNLABELLED_BRAIN, brain & (labels == 0))
-    split = corrected(split_labels)
+    split = gtm_corrected(pet, split_labels, factors, fine_mm)
     for region in (3, 7, 11, 12, 13):
         assert split[region] == pytest.approx(activity[region], rel=0.005), region
     assert split[UNLABELLED_BRAIN] == pytest.approx(2.0, rel=0.005)
@@ -239,9 +237,7 @@ def test_reference_label_voxels_between_pet_voxels_stay_reference_tissue():
     carved, reference = carve_reference(labels, on_pet == 3, factors, [3])
     assert not np.any(carved == 3)
     assert np.array_equal(carved == reference, labels == 3)
-    ids, gtm, labels_pet = geometric_transfer_matrix(carved, factors, (fine_mm,) * 3, PSF_MM)
-    observed = np.array([pet.ravel()[labels_pet == i].mean() for i in ids])
-    result = dict(zip(ids, gtm_correct(observed[:, None], gtm)[:, 0]))
+    result = gtm_corrected(pet, carved, factors, fine_mm)
     assert result[reference] == pytest.approx(activity[3], rel=0.01), result[reference]
 
 
@@ -272,11 +268,8 @@ def test_gtm_on_the_true_labels_gives_back_the_simulated_regional_bpnd(tmp_path)
                                                    "rot_y", "rot_z"]).to_csv(motion, sep="\t")
     # the brain's unlabelled rim holds activity: its own region, from the true brain mask
     fine = nib.load(f"{stem}_seg-neuromorphometrics_desc-fine_dseg.nii.gz")
-    mask = nib.load(truth / "sub-01" / "anat" / "sub-01_desc-brain_mask.nii.gz")
-    to_mask = np.linalg.inv(mask.affine) @ fine.affine
-    ijk = np.indices(fine.shape).reshape(3, -1)
-    in_mask = ndimage.map_coordinates(np.asarray(mask.dataobj), to_mask[:3, :3] @ ijk
-                                      + to_mask[:3, 3:4], order=0).reshape(fine.shape) > 0
+    in_mask = nearest_on_grid(truth / "sub-01" / "anat" / "sub-01_desc-brain_mask.nii.gz",
+                              fine) > 0
     labels = label_unlabelled_brain(np.asarray(fine.dataobj), in_mask)
     nib.save(nib.Nifti1Image(labels.astype(np.int16), fine.affine), tmp_path / "fine.nii.gz")
     tacs, _ = extract_tacs_gtm(f"{scan}.nii.gz", f"{scan}.json", str(motion),

@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 
 from bids_app.bids_io import bids_validator_executable
-from conftest import tree_digest
+from conftest import nearest_on_grid, tree_digest
 from bids_app.cli.common import run_cli
 from bids_app.cli.simulate import main as simulate_main
 from workflows.kinetics.frames import FrameTiming, SEED_PROTOCOLS
@@ -221,13 +221,8 @@ def test_pet_and_t1w_of_a_phantom_show_the_head_in_the_same_place(tmp_path):
                    "sub-01_trc-carfentanil_seg-neuromorphometrics_dseg.nii.gz")
     labels = np.asarray(seg.dataobj).astype(int)
     wm, csf = np.isin(labels, WHITE_MATTER_LABELS), np.isin(labels, CSF_LABELS)
-    mask = nib.load(ds / "derivatives" / "truth" / "sub-01" / "anat" /
-                    "sub-01_desc-brain_mask.nii.gz")
-    to_mask = np.linalg.inv(mask.affine) @ seg.affine
-    ijk = np.indices(labels.shape).reshape(3, -1)
-    rim = (ndimage.map_coordinates(np.asarray(mask.dataobj), to_mask[:3, :3] @ ijk +
-                                   to_mask[:3, 3:4], order=0).reshape(labels.shape) > 0) & \
-        (labels == 0)
+    rim = (nearest_on_grid(ds / "derivatives" / "truth" / "sub-01" / "anat" /
+                           "sub-01_desc-brain_mask.nii.gz", seg) > 0) & (labels == 0)
     tissue = np.where(wm, 83.0, np.where(csf, 40.0, np.where(labels > 0, 69.0,
                                                              np.where(rim, 50.0, 0.0))))
     nib.save(nib.Nifti1Image(tissue.astype(np.float32), seg.affine), tmp_path / "tissue.nii.gz")
@@ -279,11 +274,7 @@ def test_the_brains_unlabelled_rim_holds_activity_in_the_pet(tmp_path):
     truth = ds / "derivatives" / "truth" / "sub-01"
     seg = nib.load(truth / "pet" / "sub-01_trc-carfentanil_seg-neuromorphometrics_dseg.nii.gz")
     labels = np.asarray(seg.dataobj).astype(int)
-    mask = nib.load(truth / "anat" / "sub-01_desc-brain_mask.nii.gz")
-    to_mask = np.linalg.inv(mask.affine) @ seg.affine
-    ijk = np.indices(labels.shape).reshape(3, -1)
-    in_mask = ndimage.map_coordinates(np.asarray(mask.dataobj), to_mask[:3, :3] @ ijk +
-                                      to_mask[:3, 3:4], order=0).reshape(labels.shape) > 0
+    in_mask = nearest_on_grid(truth / "anat" / "sub-01_desc-brain_mask.nii.gz", seg) > 0
     rim = in_mask & (labels == 0)
     outside = ~ndimage.binary_dilation(in_mask, iterations=2)
     last = nib.load(ds / "sub-01" / "pet" / "sub-01_trc-carfentanil_pet.nii.gz").dataobj[..., -1]
