@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from nibabel.affines import voxel_sizes
 
 from bids_app import __version__
 from bids_app.bids_io import write_json, write_nifti, write_text, write_tsv
@@ -145,7 +146,7 @@ def to_output_grid(values: np.ndarray, atlas: Atlas, grid: Grid, order: int = 1)
 def fine_pet_grid(pet: Grid) -> Grid:
     """The grid :func:`workflows.resolution.fine_factors` times finer than ``pet`` per axis,
     with fine voxel k i at the centre of PET voxel i."""
-    factors = fine_factors(tuple(np.sqrt((pet.affine[:3, :3] ** 2).sum(axis=0))))
+    factors = fine_factors(tuple(voxel_sizes(pet.affine)))
     affine = pet.affine.copy()
     affine[:3, :3] = pet.affine[:3, :3] / np.array(factors)
     return Grid(tuple(n * k for n, k in zip(pet.shape, factors)), affine)

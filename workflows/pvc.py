@@ -32,6 +32,7 @@ from nipype.pipeline import engine as pe
 from workflows.resolution import (FWHM_TO_SIGMA, fine_factors,
                                   linear_interpolation_variance_mm2, realignment_variance_mm2)
 
+
 def realigned_fwhm_mm(psf_fwhm_mm: float, pet_voxel_mm: tuple[float, float, float]
                       ) -> tuple[float, float, float]:
     """Per axis, the FWHM (mm) of frames imaged with a Gaussian PSF and then resampled by linear

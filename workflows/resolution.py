@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from nibabel.affines import voxel_sizes
 from numpy.typing import NDArray
 from scipy import ndimage
 
@@ -50,7 +51,7 @@ def realignment_variance_mm2(motion: NDArray[np.float64], affine: NDArray[np.flo
 
     to_voxel = np.linalg.inv(affine)
     world = affine[:3, :3] @ voxels + affine[:3, 3:4]
-    voxel_mm = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    voxel_mm = voxel_sizes(affine)
     out = np.empty((len(motion), 3))
     for f, pose in enumerate(np.asarray(motion, dtype=np.float64)):
         sampled = to_voxel[:3, :3] @ (rotation_matrix(*pose[3:6]) @ world + pose[:3, None]) \
