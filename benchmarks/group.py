@@ -19,7 +19,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workflows.atlas import mni_grid, template_mask_on_grid  # noqa: E402
+from workflows.imaging.atlas import mni_grid, template_mask_on_grid  # noqa: E402
 from workflows.group.glm import Contrast, permutation_inference, statistic  # noqa: E402
 
 

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from workflows.kinetics.compartments import TissueParameters, add_counts_noise, simulate_frames  # noqa: E402
 from workflows.kinetics.convolution import convolve_exponentials  # noqa: E402
 from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming  # noqa: E402
-from workflows.kinetics.srtm_bfm import fit_srtm_bfm, make_basis_set, srtm_model  # noqa: E402
+from workflows.kinetics.models.srtm import srtm_model  # noqa: E402
+from workflows.kinetics.models.srtm_bfm import fit_srtm_bfm, make_basis_set  # noqa: E402
 from workflows.kinetics.weights import frame_weights  # noqa: E402
 
 RANGE = (0.011, 0.566)   # MADAM's Magia range shifted to decay-corrected data
@@ -120,7 +121,7 @@ def main() -> None:
 
     sub = tacs[:args.subset]
     ref_bp = reference_bpnd(timing, ref, sub, w, basis_set.theta3_per_min)
-    max_diff = float(np.max(np.abs(result.bpnd[:args.subset] - ref_bp)))
+    max_diff = float(np.max(np.abs(result["BPND"][:args.subset] - ref_bp)))
 
     per_voxel_np = time_niftypad(timing, ref, sub, 200)
     per_voxel_cf = time_curve_fit(timing, ref, sub, 50)

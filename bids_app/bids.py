@@ -12,14 +12,18 @@ import nibabel as nib
 import numpy as np
 
 from bids_app.bids_io import bids_validator_executable
-from bids_app.config import Settings
+from bids_app.config import ParticipantConfig, RunConfig
 from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_VALIDATION, EX_USAGE, PetbindError
-from workflows.kinetics.frames import FrameTiming, TimingError, normalise_radionuclide
+from bids_app.names import ScanEntities
+from bids_app.tracers import canonical_tracer_name
+from workflows.kinetics.frames import TimingError
+from workflows.kinetics.metadata import PETMetadata
 
 
 @dataclass
 class Scan:
-    """One PET scan to process and the T1w it goes with."""
+    """One PET scan to process, the T1w it goes with, and (after :func:`check_scan`) what its
+    sidecar says, validated."""
 
     subject: str
     session: str | None
@@ -28,16 +32,15 @@ class Scan:
     sidecar: Path
     t1w: Path
     run: str | None = None
+    metadata: PETMetadata | None = None
+
+    @property
+    def entities(self) -> ScanEntities:
+        return ScanEntities(self.subject, self.session, self.tracer, self.run)
 
     @property
     def name(self) -> str:
-        parts = [f"sub-{self.subject}"]
-        if self.session:
-            parts.append(f"ses-{self.session}")
-        parts.append(f"trc-{self.tracer}")
-        if self.run:
-            parts.append(f"run-{self.run}")
-        return "_".join(parts)
+        return self.entities.prefix
 
     @property
     def ident(self) -> str:
@@ -86,8 +89,9 @@ def validate_or_fail(bids_dir: Path) -> None:
                            f"{shown}. Fix them or use --skip-bids-validation", EX_VALIDATION)
 
 
-def find_scans(settings: Settings) -> list[Scan]:
-    """PET scans (with their T1w) selected by participant, session, tracer and filter file."""
+def find_scans(settings: RunConfig) -> list[Scan]:
+    """PET scans (with their T1w) selected by participant, session, tracer and filter file
+    (``settings``: the run section of the configuration)."""
     from bids import BIDSLayout, BIDSLayoutIndexer
 
     # metadata is read by petbind itself (clear errors for broken JSON), not indexed by pybids
@@ -116,8 +120,7 @@ def find_scans(settings: Settings) -> list[Scan]:
         ent = pet.get_entities()
         sub, ses, run = ent["subject"], ent.get("session"), ent.get("run")
         sidecar = Path(pet.path).with_name(Path(pet.path).name.split(".")[0] + ".json")
-        meta = read_sidecar(sidecar)
-        tracer = ent.get("tracer") or meta.get("TracerName") or "unknown"
+        tracer = ent.get("tracer") or tracer_from_sidecar(sidecar)
         t1w = find_t1w(layout, sub, ses, settings.bids_filters.get("t1w", {}))
         if t1w is None:
             raise PetbindError(f"{pet.path}: no T1w for sub-{sub}" +
@@ -131,6 +134,17 @@ def find_scans(settings: Settings) -> list[Scan]:
         raise PetbindError(f"{settings.bids_dir}: several PET scans are named {dupes[0]}; "
                            "distinguish repeated scans with the run- entity", EX_DATAERR)
     return scans
+
+
+def tracer_from_sidecar(sidecar: Path) -> str:
+    """The tracer label of a PET file without a trc- entity: its sidecar's TracerName, as petbind
+    spells tracers ("[11C]Carfentanil" -> "carfentanil")."""
+    name = read_sidecar(sidecar).get("TracerName")
+    label = canonical_tracer_name(name) if isinstance(name, str) else ""
+    if not label:
+        raise PetbindError(f"{sidecar}: no trc- entity in the file name and no usable "
+                           "TracerName; name the file ..._trc-<tracer>_pet.nii.gz", EX_DATAERR)
+    return label
 
 
 def find_t1w(layout, subject: str, session: str | None, filters: dict) -> Path | None:
@@ -185,18 +199,24 @@ def check_affine(img, path: Path, what: str) -> None:
                            "reslice it to an orthogonal grid", EX_DATAERR)
 
 
-def check_scan(scan: Scan, settings: Settings) -> None:
-    """Our own checks of one scan before any work; raises PetbindError with the file and fix."""
-    meta = read_sidecar(scan.sidecar)
+def read_metadata(sidecar: Path, n_frames: int | None = None) -> PETMetadata:
+    """The sidecar's frame timing, radionuclide and decay state, checked (types and values)."""
+    try:
+        return PETMetadata.from_sidecar(read_sidecar(sidecar), n_frames=n_frames)
+    except TimingError as err:
+        raise PetbindError(f"{sidecar}: {err}", EX_DATAERR) from None
+
+
+def check_scan(scan: Scan, settings: ParticipantConfig) -> None:
+    """Our own checks of one scan before any work; raises PetbindError with the file and fix.
+    Sets ``scan.metadata``: the sidecar, read and checked once for the whole run."""
     img = load_header(scan.pet, "PET image")
     if img.ndim != 4 or img.shape[3] < 4:
         raise PetbindError(f"{scan.pet}: PET must be 4D (dynamic) with at least 4 frames, got "
                            f"shape {img.shape}; petbind needs the frames", EX_DATAERR)
     check_affine(img, scan.pet, "PET image")
-    try:
-        timing = FrameTiming.from_sidecar(meta, n_frames=img.shape[3])
-    except TimingError as err:
-        raise PetbindError(f"{scan.sidecar}: {err}", EX_DATAERR) from None
+    metadata = read_metadata(scan.sidecar, n_frames=img.shape[3])
+    timing = metadata.timing
     if timing.start_s[0] > 1800:
         raise PetbindError(f"{scan.sidecar}: the first frame starts {timing.start_s[0]:g} s "
                            "after TimeZero; frame times must count from injection (seconds)",
@@ -205,14 +225,12 @@ def check_scan(scan: Scan, settings: Settings) -> None:
         raise PetbindError(f"{scan.sidecar}: the first frame lasts {timing.duration_s[0]:g} s: a "
                            "static or summed image, not a dynamic scan (or FrameDuration in ms)",
                            EX_DATAERR)
-    try:
-        normalise_radionuclide(meta.get("TracerRadionuclide", ""))
-    except TimingError as err:
-        raise PetbindError(f"{scan.sidecar}: TracerRadionuclide: {err}", EX_DATAERR) from None
-    if "ImageDecayCorrected" not in meta:
-        raise PetbindError(f"{scan.sidecar}: no ImageDecayCorrected; add true or false",
+    tracer = settings.tracer(scan.tracer)
+    if tracer.radionuclide != metadata.radionuclide:
+        raise PetbindError(f"{scan.sidecar}: TracerRadionuclide is {metadata.radionuclide} but "
+                           f"{tracer.name} is labelled with {tracer.radionuclide}; fix the "
+                           "sidecar, or give the tracer's radionuclide in --config-file",
                            EX_DATAERR)
-    settings.tracer(scan.tracer)
     t1 = load_header(scan.t1w, "T1w image")
     if t1.ndim != 3 and not (t1.ndim == 4 and t1.shape[3] == 1):
         raise PetbindError(f"{scan.t1w}: the T1w must be 3D, got shape {t1.shape}; give one "
@@ -224,3 +242,4 @@ def check_scan(scan: Scan, settings: Settings) -> None:
         bad = int(np.flatnonzero(~frame_ok)[0])
         raise PetbindError(f"{scan.pet}: frame {bad} is all zero or has NaN values; remove the "
                            "frame (and its timing) or fix the reconstruction", EX_DATAERR)
+    scan.metadata = metadata

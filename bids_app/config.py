@@ -1,18 +1,32 @@
-"""Run settings: one object carries them from the command line to the workflows and is written
-into the work directory so that a run can be reproduced."""
+"""Run settings of both levels in one object, validated once when it is made.
+
+:class:`Config` has three sections: ``run`` (where and how: folders, selection, resources,
+messages; none of it changes a result), ``participant`` and ``group`` (everything that changes a
+result at that level). :meth:`ParticipantConfig.record` and :meth:`GroupConfig.record` are what
+the outputs record; :meth:`Config.to_json` is the whole configuration, written into the work
+directory so that a run can be reproduced.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from bids_app.errors import EX_DATAERR, EX_NOINPUT, PetbindError
+from bids_app import __version__
+from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from bids_app.tracers import TRACERS, Tracer, canonical_tracer_name
+from workflows.imaging.atlas import REGION_GROUPS, canonical_region
+from workflows.kinetics.frames import TimingError, normalise_radionuclide
+from workflows.kinetics.models import MODELS, voxelwise_models
+
+SKULL_STRIP_MODES = ("auto", "force", "skip")
 
 
 @dataclass
-class Settings:
+class RunConfig:
     bids_dir: Path
     output_dir: Path
     work_dir: Path
@@ -28,14 +42,38 @@ class Settings:
     stop_on_first_crash: bool = False
     plugin: str = "MultiProc"
     plugin_args: dict = field(default_factory=dict)
+    verbosity: int = 0
+
+
+@dataclass
+class ParticipantConfig:
+    models: list[str] = field(default_factory=lambda: ["srtm-bfm"])
     smoothing_fwhm_mm: float = 8.0
     pvc_psf_fwhm_mm: float | None = None   # GTM partial-volume correction of regional TACs
     mni_voxel_mm: float = 2.0
     n_bases: int = 300
     seed: int = 0
     skull_strip_t1w: str = "auto"
-    verbosity: int = 0
     tracer_overrides: dict[str, dict] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.models if m not in voxelwise_models()]
+        if unknown or not self.models:
+            raise PetbindError(f"--model {' '.join(unknown)}: the participant level fits "
+                               f"voxelwise models: {', '.join(voxelwise_models())}", EX_USAGE)
+        self.models = list(dict.fromkeys(self.models))
+        if not (math.isfinite(self.smoothing_fwhm_mm) and 0 <= self.smoothing_fwhm_mm <= 30):
+            raise PetbindError(f"smoothing FWHM {self.smoothing_fwhm_mm:g} mm: give 0 (none) "
+                               "to 30 mm", EX_USAGE)
+        if self.pvc_psf_fwhm_mm is not None and not 0 < self.pvc_psf_fwhm_mm <= 20:
+            raise PetbindError(f"--pvc-psf-fwhm {self.pvc_psf_fwhm_mm:g}: give the scanner's "
+                               "resolution in mm (0 < FWHM <= 20)", EX_USAGE)
+        if not 2 <= self.n_bases <= 5000:
+            raise PetbindError(f"n_bases {self.n_bases}: give 2 to 5000 basis functions",
+                               EX_USAGE)
+        if self.skull_strip_t1w not in SKULL_STRIP_MODES:
+            raise PetbindError(f"--skull-strip-t1w {self.skull_strip_t1w!r}: one of "
+                               f"{', '.join(SKULL_STRIP_MODES)}", EX_USAGE)
 
     def tracer(self, name: str) -> Tracer:
         """The tracer's settings: the built-in table, overridden or extended by the config
@@ -60,25 +98,144 @@ class Settings:
                       tuple(extra.get("theta3_range", base.theta3_range_per_min)),
                       "config file" if extra else base.source)
 
+    def record(self) -> dict[str, Any]:
+        """The settings that change participant-level results."""
+        return {"SoftwareVersion": __version__, "Models": self.models,
+                "SmoothingFWHMmm": self.smoothing_fwhm_mm,
+                "PartialVolumePSFFWHMmm": self.pvc_psf_fwhm_mm,
+                "MNIVoxelSizeMm": self.mni_voxel_mm, "NumberOfBases": self.n_bases,
+                "Seed": self.seed, "SkullStripT1w": self.skull_strip_t1w,
+                "TracerOverrides": self.tracer_overrides}
+
+
+@dataclass
+class GroupConfig:
+    group_column: str | None = None
+    reference_group: str | None = None
+    covariates: list[str] | None = None      # None: age and sex when present
+    smoothing: str = "sm8"                   # desc- label of the maps the GLM uses, or "none"
+    cluster_threshold: float = 0.001
+    fdr_q: float = 0.025
+    n_permutations: int = 1000
+    voxel_fdr: bool = False
+    tfce: bool = False
+    roi_atlas: str = "neuromorphometrics"
+    model: str = "srtm-bfm"
+    seed: int = 0
+    mni_voxel_mm: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.cluster_threshold < 1:
+            raise PetbindError(f"--cluster-threshold {self.cluster_threshold:g}: a voxel p "
+                               "between 0 and 1 (e.g. 0.001)", EX_USAGE)
+        if not 0 < self.fdr_q < 1:
+            raise PetbindError(f"--fdr-q {self.fdr_q:g}: an FDR level between 0 and 1 "
+                               "(e.g. 0.025)", EX_USAGE)
+        if not 1 <= self.n_permutations <= 1_000_000:
+            raise PetbindError(f"--n-permutations {self.n_permutations}: give 1 to 1000000 "
+                               "(5000 for publication)", EX_USAGE)
+        if self.model not in voxelwise_models():
+            raise PetbindError(f"--model {self.model}: the group level analyses the maps of "
+                               f"one voxelwise model: {', '.join(voxelwise_models())}", EX_USAGE)
+
+    @property
+    def model_label(self) -> str:
+        return MODELS[self.model].label
+
+    @property
+    def smoothing_desc(self) -> str | None:
+        return None if self.smoothing == "none" else self.smoothing
+
+    def record(self) -> dict[str, Any]:
+        """The options of a group run (the settings file adds what they resolved to)."""
+        return {"Model": self.model_label, "Smoothing": self.smoothing_desc or "none",
+                "VoxelFDR": self.voxel_fdr, "TFCE": self.tfce, "ROIAtlas": self.roi_atlas,
+                "ClusterFormingThresholdP": self.cluster_threshold, "FDRq": self.fdr_q,
+                "NumberOfPermutations": self.n_permutations, "Seed": self.seed}
+
+
+@dataclass
+class Config:
+    run: RunConfig
+    participant: ParticipantConfig = field(default_factory=ParticipantConfig)
+    group: GroupConfig = field(default_factory=GroupConfig)
+
     def to_json(self) -> str:
-        record = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        record = asdict(self)
+        record["run"] = {k: str(v) if isinstance(v, Path) else v
+                         for k, v in record["run"].items()}
         return json.dumps(record, indent=2)
+
+
+CONFIG_KEYS = ("tracers", "smoothing_fwhm", "n_bases")
+TRACER_KEYS = ("reference_region", "theta3_range", "radionuclide")
 
 
 def read_config_file(path: Path) -> dict:
     """--config-file: JSON with optional keys "tracers" (name -> reference_region,
-    theta3_range [1/min, Magia convention], radionuclide), "smoothing_fwhm", "n_bases"."""
+    theta3_range [1/min, Magia convention], radionuclide), "smoothing_fwhm", "n_bases". Every
+    key and type is checked here, before any work."""
     if not path.is_file():
         raise PetbindError(f"{path}: no such config file", EX_NOINPUT)
     try:
-        content = json.loads(path.read_text())
+        content = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PetbindError(f"{path}: not a text (UTF-8 JSON) file", EX_DATAERR) from None
     except json.JSONDecodeError as err:
         raise PetbindError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})",
                            EX_DATAERR) from None
     if not isinstance(content, dict):
         raise PetbindError(f"{path}: must be a JSON object", EX_DATAERR)
-    unknown = set(content) - {"tracers", "smoothing_fwhm", "n_bases"}
+    unknown = set(content) - set(CONFIG_KEYS)
     if unknown:
         raise PetbindError(f"{path}: unknown keys {', '.join(sorted(unknown))}; allowed: "
-                           "tracers, smoothing_fwhm, n_bases", EX_DATAERR)
+                           f"{', '.join(CONFIG_KEYS)}", EX_DATAERR)
+    for key in ("smoothing_fwhm", "n_bases"):
+        if key in content and not _is_number(content[key]):
+            raise PetbindError(f"{path}: {key} must be a number, not {content[key]!r}",
+                               EX_DATAERR)
+    if "n_bases" in content and content["n_bases"] != int(content["n_bases"]):
+        raise PetbindError(f"{path}: n_bases must be a whole number", EX_DATAERR)
+    tracers = content.get("tracers", {})
+    if not isinstance(tracers, dict):
+        raise PetbindError(f"{path}: \"tracers\" must be an object of tracer name -> settings",
+                           EX_DATAERR)
+    content["tracers"] = {canonical_tracer_name(name): _tracer_entry(path, name, entry)
+                          for name, entry in tracers.items()}
     return content
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def _tracer_entry(path: Path, name: str, entry: Any) -> dict:
+    where = f"{path}: tracer {name!r}"
+    if not isinstance(entry, dict):
+        raise PetbindError(f"{where} must be an object with {', '.join(TRACER_KEYS)}",
+                           EX_DATAERR)
+    if not canonical_tracer_name(name):
+        raise PetbindError(f"{where}: the name needs letters or digits", EX_DATAERR)
+    unknown = set(entry) - set(TRACER_KEYS)
+    if unknown:
+        raise PetbindError(f"{where}: unknown keys {', '.join(sorted(unknown))}; allowed: "
+                           f"{', '.join(TRACER_KEYS)}", EX_DATAERR)
+    out = dict(entry)
+    if "reference_region" in entry:
+        region = entry["reference_region"]
+        if not isinstance(region, str) or canonical_region(region) not in REGION_GROUPS:
+            raise PetbindError(f"{where}: reference_region {region!r} is not a region petbind "
+                               f"knows ({', '.join(REGION_GROUPS)})", EX_DATAERR)
+    if "theta3_range" in entry:
+        lohi = entry["theta3_range"]
+        if not (isinstance(lohi, list) and len(lohi) == 2 and all(map(_is_number, lohi))
+                and 0 < lohi[0] < lohi[1]):
+            raise PetbindError(f"{where}: theta3_range must be [LO, HI] in 1/min with "
+                               f"0 < LO < HI, not {lohi!r}", EX_DATAERR)
+    if "radionuclide" in entry:
+        try:
+            out["radionuclide"] = normalise_radionuclide(str(entry["radionuclide"]))
+        except TimingError as err:
+            raise PetbindError(f"{where}: {err}", EX_DATAERR) from None
+    return out

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bids_app import names
 from bids_app.tracers import lookup_tracer
 from workflows.kinetics.compartments import (TissueParameters, add_counts_noise,
                                              simulate_frames)
 from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
-from workflows.kinetics.regional import (estimate_k2prime, fit_logan_ref, fit_mrtm2, fit_srtm,
-                                         fit_srtm2)
-from workflows.kinetics.srtm_bfm import fit_srtm_bfm, make_basis_set
+from workflows.kinetics.model import ModelSettings
+from workflows.kinetics.models import MODELS
+from workflows.kinetics.models.srtm import estimate_k2prime
 from workflows.kinetics.weights import frame_weights
 from workflows.simulation.receptors import PATTERNS
 
@@ -45,18 +46,16 @@ def run_demo(noise_scale: float = 2.0, seed: int = 1) -> pd.DataFrame:
                            noise_scale / 3, rng)  # the reference region is large: less noise
     tacs = add_counts_noise(simulate_frames(timing, targets), timing, "C11", noise_scale, rng)
     weights = frame_weights("counts", timing, tacs.mean(axis=0), "C11")
-    bfm = fit_srtm_bfm(tacs, make_basis_set(timing, ref, weights, tracer.k2a_range_per_min()))
-    srtm = [fit_srtm(timing, ref, tac, weights) for tac in tacs]
-    k2p = estimate_k2prime(srtm)
-    table = pd.DataFrame({
-        "region": regions, "truth": bpnd,
-        "SRTM-BFM": bfm.bpnd,
-        "SRTM": [f.bpnd for f in srtm],
-        "SRTM2": [fit_srtm2(timing, ref, tac, weights, k2p).bpnd for tac in tacs],
-        "MRTM2": [fit_mrtm2(timing, ref, tac, weights, k2p).bpnd for tac in tacs],
-        "Logan": [fit_logan_ref(timing, ref, tac, k2p).bpnd for tac in tacs],
-    })
-    return table
+    srtm = MODELS["srtm"].fit_regional(timing, ref, tacs, weights, ModelSettings())
+    settings = ModelSettings(theta3_range_per_min=tracer.k2a_range_per_min(),
+                             k2prime_per_min=estimate_k2prime(srtm))
+    table = {"region": regions, "truth": bpnd}
+    for name, model in MODELS.items():
+        # the Logan plot unweighted, as it is usually run
+        w = None if name == "logan-ref" else weights
+        table[model.method] = (srtm if name == "srtm" else
+                               model.fit_regional(timing, ref, tacs, w, settings))["BPND"]
+    return pd.DataFrame(table)
 
 
 def kinetics_demo() -> int:
@@ -73,7 +72,7 @@ def kinetics_demo() -> int:
 def pipeline_demo(root: Path, n_subjects: int, nprocs: int) -> int:
     from bids_app.cli.run import main as petbind_main
     from bids_app.cli.simulate import main as simulate_main
-    from workflows.atlas import SEED_ROIS
+    from workflows.imaging.atlas import SEED_ROIS
 
     bids, out, work = root / "bids", root / "derivatives" / "petbind", root / "work"
     if not (bids / "dataset_description.json").exists():
@@ -86,7 +85,7 @@ def pipeline_demo(root: Path, n_subjects: int, nprocs: int) -> int:
                          "--nprocs", str(nprocs)])
     truth = pd.read_csv(bids / "derivatives" / "truth" / "regional_bpnd.tsv", sep="\t")
     rows = []
-    for kinpar in sorted(out.glob("sub-*/pet/*_model-SRTM_kinpar.tsv")):
+    for kinpar in names.find(out, "kinpar", ".tsv", trc="*", pvc=None, model="SRTM"):
         sub = kinpar.name.split("_")[0]
         est = pd.read_csv(kinpar, sep="\t").set_index("region")["BPND"]
         tru = truth[truth["participant_id"] == sub].set_index("region")["BPND"]

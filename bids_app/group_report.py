@@ -16,9 +16,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bids_app import __version__  # noqa: E402
+from bids_app import names  # noqa: E402
 from bids_app.bids_io import write_text  # noqa: E402
+from bids_app.boilerplate import render_html  # noqa: E402
 from bids_app.reports import html_page  # noqa: E402
-from workflows.atlas import SEED_ROIS  # noqa: E402
+from workflows.imaging.atlas import SEED_ROIS  # noqa: E402
 
 
 def _save(fig, path: Path) -> str:
@@ -70,18 +72,19 @@ def roi_figure(roi_table: pd.DataFrame, group: str, regions: list[str], path: Pa
     return _save(fig, path)
 
 
-def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFrame) -> Path:
+def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFrame,
+                 methods: list[str]) -> Path:
     prefix = f"trc-{tracer}"
     figdir = group_dir / "figures"
     parts = [f"<h1>petbind {__version__}: group level, {html.escape(tracer)}</h1>"]
-    parts.append("<h2>Mean BPND</h2><img src='figures/" +
-                 mean_map_figure(group_dir / f"{prefix}_desc-mean_meas-BPND_mimap.nii.gz",
-                                 figdir / f"{prefix}_mean.png") + "'>")
-    for thresholded in sorted(group_dir.glob(f"{prefix}_contrast-*_desc-clusterFDR_stat-*_"
-                                             "statmap.nii.gz")):
-        contrast = thresholded.name.split("_contrast-")[1].split("_")[0]
-        clusters = pd.read_csv(group_dir / f"{prefix}_contrast-{contrast}_clusters.tsv",
-                               sep="\t")
+    parts.append("<h2>Mean BPND</h2><img src='figures/" + mean_map_figure(
+        group_dir / names.group_name(tracer, "mimap", ".nii.gz", desc="mean", meas="BPND"),
+        figdir / f"{prefix}_mean.png") + "'>")
+    for thresholded in sorted(group_dir.glob(names.group_name(
+            tracer, "statmap", ".nii.gz", contrast="*", desc="clusterFDR", stat="*"))):
+        contrast = names.parse(thresholded.name)[0]["contrast"]
+        clusters = pd.read_csv(group_dir / names.group_name(tracer, "clusters", ".tsv",
+                                                            contrast=contrast), sep="\t")
         parts.append(f"<h2>Contrast {html.escape(contrast)}</h2>")
         if np.any(np.asarray(nib.load(thresholded).dataobj)):
             parts.append("<img src='figures/" + glass_figure(
@@ -89,8 +92,10 @@ def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFram
         else:
             parts.append("<p>No cluster survives cluster-level FDR.</p>")
         parts.append(clusters.to_html(index=False, float_format="%.4g"))
-    roi = pd.read_csv(group_dir / f"{prefix}_desc-roi_bpnd.tsv", sep="\t")
-    stats_table = pd.read_csv(group_dir / f"{prefix}_desc-roi_stats.tsv", sep="\t")
+    roi = pd.read_csv(group_dir / names.group_name(tracer, "bpnd", ".tsv", desc="roi"),
+                      sep="\t")
+    stats_table = pd.read_csv(group_dir / names.group_name(tracer, "stats", ".tsv", desc="roi"),
+                              sep="\t")
     # the seed ROIs' per-hemisphere rows stay in the TSV; the report shows the bilateral ones
     shown = ~stats_table["region"].str.endswith(("_left", "_right"))
     regions = list(dict.fromkeys(stats_table.loc[shown, "region"]))
@@ -98,18 +103,19 @@ def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFram
                  roi_figure(roi, group, regions, figdir / f"{prefix}_roi.png") + "'>")
     parts.append("<h2>ROI statistics (Table 2)</h2>" +
                  stats_table[shown].to_html(index=False, float_format="%.4g"))
-    tukey_path = group_dir / f"{prefix}_desc-roi_tukey.tsv"
+    tukey_path = group_dir / names.group_name(tracer, "tukey", ".tsv", desc="roi")
     if tukey_path.is_file():
         tukey = pd.read_csv(tukey_path, sep="\t")
         parts.append("<h2>Tukey HSD</h2>" + tukey[tukey["region"].isin(regions)].to_html(
             index=False, float_format="%.4g"))
-    design = sorted(group_dir.glob(f"{prefix}_contrast-*_design.tsv"))
+    design = sorted(group_dir.glob(names.group_name(tracer, "design", ".tsv", contrast="*")))
     if design:
         parts.append("<h2>Design matrix (" + html.escape(design[-1].name) + ")</h2>" +
                      pd.read_csv(design[-1], sep="\t").to_html(index=False,
                                                                 float_format="%.3g"))
     parts.append("<h2>Participants left out</h2>" + (
         left_out.to_html(index=False) if len(left_out) else "<p>None.</p>"))
-    path = group_dir / f"{prefix}_report.html"
+    parts.append("<h2>Methods</h2>" + render_html(methods))
+    path = group_dir / names.group_name(tracer, "report", ".html")
     write_text(path, html_page(f"petbind group {tracer}", parts))
     return path

@@ -16,11 +16,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bids_app import __version__  # noqa: E402
+from bids_app import names  # noqa: E402
 from bids_app.bids_io import write_text  # noqa: E402
-from workflows.hmc import motion_qc  # noqa: E402
+from bids_app.boilerplate import render_html  # noqa: E402
+from workflows.imaging.atlas import SEED_ROIS  # noqa: E402
+from workflows.imaging.motion import motion_qc  # noqa: E402
+from workflows.imaging.tacs import read_tacs_table  # noqa: E402
 from workflows.kinetics.frames import FrameTiming  # noqa: E402
-from workflows.kinetics.srtm_bfm import srtm_model  # noqa: E402
-from workflows.atlas import SEED_ROIS  # noqa: E402
+from workflows.kinetics.metadata import PETMetadata  # noqa: E402
+from workflows.kinetics.models import get_model  # noqa: E402
 
 BOUND_FRACTION_WARNING = 0.1
 
@@ -37,9 +41,9 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
-def motion_figure(motion_tsv: str, sidecar: dict, path: Path) -> str:
+def motion_figure(motion_tsv: str, timing: FrameTiming, path: Path) -> str:
     table = pd.read_csv(motion_tsv, sep="\t")
-    t = FrameTiming.from_sidecar(sidecar).mid_min
+    t = timing.mid_min
     fig, ax = plt.subplots(1, 2, figsize=(10, 3))
     for c in ("trans_x", "trans_y", "trans_z"):
         ax[0].plot(t, table[c], marker="o", label=c)
@@ -73,21 +77,23 @@ def overlay_figure(background: str, overlay: str, path: Path, title: str,
     return _save(fig, path)
 
 
-def tac_figure(tacs_tsv: str, kinpar_tsv: str, reference: str, path: Path) -> str:
-    tacs = pd.read_csv(tacs_tsv, sep="\t")
+def tac_figure(tacs_tsv: str, kinpar_tsv: str, reference: str, model: str, path: Path) -> str:
+    """The reference TAC and up to six seed ROIs' TACs with the regional model's curves."""
+    timing, tacs = read_tacs_table(tacs_tsv)
     kin = pd.read_csv(kinpar_tsv, sep="\t").set_index("region")
-    start = tacs["frame_start"].to_numpy()
-    timing = FrameTiming(start, tacs["frame_end"].to_numpy() - start)
+    kinetic = get_model(model)
     ref = tacs[reference].to_numpy()
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(timing.mid_min, ref, "k.-", label=f"{reference} (reference)")
     for region in [r for r in SEED_ROIS if r in kin.index][:6]:
         row = kin.loc[region]
         line, = ax.plot(timing.mid_min, tacs[region], "o", ms=3)
-        if np.isfinite(row["BPND"]):
-            ax.plot(timing.mid_min, srtm_model(timing, ref, row["R1"], row["k2"], row["BPND"]),
-                    "-", color=line.get_color(), label=f"{region} BPND {row['BPND']:.2f}")
-    ax.set(xlabel="time (min)", ylabel="activity (decay-corrected)", title="TACs and SRTM fits")
+        curve = kinetic.fitted(timing, ref, row.to_dict()) if np.isfinite(row["BPND"]) else None
+        if curve is not None:
+            ax.plot(timing.mid_min, curve, "-", color=line.get_color(),
+                    label=f"{region} BPND {row['BPND']:.2f}")
+    ax.set(xlabel="time (min)", ylabel="activity (decay-corrected)",
+           title=f"TACs and {kinetic.label} fits")
     ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -104,47 +110,59 @@ def map_figure(bpnd_mni: str, path: Path) -> str:
     return _save(fig, path)
 
 
-def scan_warnings(motion_tsv: str, kinpar_tsv: str, fit_info: dict) -> list[str]:
+def scan_warnings(motion_tsv: str, kinpar_tsv: str, fit_infos: dict[str, dict]) -> list[str]:
+    """Warnings of a scan: motion over Magia's thresholds, regional fits on a bound, and voxelwise
+    fits with more than :data:`BOUND_FRACTION_WARNING` of their voxels on a bound."""
     out = motion_qc(motion_tsv)
     kin = pd.read_csv(kinpar_tsv, sep="\t")
     for _, row in kin[kin["on_bound"].astype(bool)].iterrows():
         out.append(f"regional SRTM for {row['region']}: {row['warnings']}")
-    frac = fit_info.get("FractionOfVoxelsOnTheta3Bound", 0.0)
-    if frac > BOUND_FRACTION_WARNING:
-        out.append(f"{frac:.0%} of voxels have their best theta3 on the edge of the range "
-                   f"{fit_info.get('Theta3RangePerMin')}: widen it in --config-file")
+    for model, info in fit_infos.items():
+        frac = info.get("FractionOfVoxelsOnTheta3Bound", 0.0)
+        if frac > BOUND_FRACTION_WARNING:
+            out.append(f"{model}: {frac:.0%} of voxels have their best theta3 on the edge of "
+                       f"the range {info.get('Theta3RangePerMin')}: widen it in --config-file")
     return out
 
 
-def scan_report(output_dir, scan_name, subject, session, reference_region, methods, motion_tsv,
-                petref, petref_t1w, t1w, sidecar, reference_mask, tacs, kinpar, fit_info,
-                bpnd_mni) -> str:
+def scan_report(output_dir: str, scan: dict, products: dict) -> str:
+    """The scan's HTML report (``<scan>.html`` in the output folder, figures beside it);
+    ``scan``: the record of :func:`bids_app.participant.scan_record`."""
     out = Path(output_dir)
-    figdir = out / "figures" / f"sub-{subject}"
-    meta = json.loads(Path(sidecar).read_text())
-    info = json.loads(Path(fit_info).read_text())
+    entities = names.ScanEntities(scan["subject"], scan["session"], scan["tracer"], scan["run"])
+    scan_name = entities.prefix
+    figdir = out / "figures" / f"sub-{scan['subject']}"
+    reference_region = scan["reference_region"]
+    timing = PETMetadata.from_record(scan["metadata"]).timing
+    first = scan["models"][0].replace("-", "_")
+    fit_infos = {m: json.loads(Path(products[f"{m.replace('-', '_')}_fit_info"]).read_text())
+                 for m in scan["models"]}
     figs = {
-        "Head motion": motion_figure(motion_tsv, meta, figdir / f"{scan_name}_motion.png"),
-        "PET on T1w (coregistration)": overlay_figure(t1w, petref_t1w, figdir /
-                                                      f"{scan_name}_coreg.png", "PET on T1w"),
+        "Head motion": motion_figure(products["motion_tsv"], timing,
+                                     figdir / f"{scan_name}_motion.png"),
+        "PET on T1w (coregistration)": overlay_figure(
+            products["t1w_preproc"], products["petref_t1w"], figdir / f"{scan_name}_coreg.png",
+            "PET on T1w"),
         f"Reference region ({reference_region}) on the mean PET": overlay_figure(
-            petref, reference_mask, figdir / f"{scan_name}_reference.png", "reference region",
-            contour=True),
-        "TACs and regional SRTM fits": tac_figure(tacs, kinpar, reference_region,
-                                                  figdir / f"{scan_name}_tacs.png"),
-        "BPND map": map_figure(bpnd_mni, figdir / f"{scan_name}_bpnd.png"),
+            products["petref"], products["reference_mask"],
+            figdir / f"{scan_name}_reference.png", "reference region", contour=True),
+        "TACs and regional SRTM fits": tac_figure(
+            products["tacs"], products["kinpar"], reference_region, "srtm",
+            figdir / f"{scan_name}_tacs.png"),
+        "BPND map": map_figure(products[f"{first}_mni"][0], figdir / f"{scan_name}_bpnd.png"),
     }
-    warnings = scan_warnings(motion_tsv, kinpar, info)
-    kin = pd.read_csv(kinpar, sep="\t")
+    warnings = scan_warnings(products["motion_tsv"], products["kinpar"], fit_infos)
+    kin = pd.read_csv(products["kinpar"], sep="\t", keep_default_na=False, na_values=["n/a"])
     parts = [f"<h1>petbind {__version__}: {html.escape(scan_name)}</h1>",
              "<h2>Warnings</h2>",
              "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>"
              if warnings else "<p>None.</p>"]
     for title, name in figs.items():
-        parts.append(f"<h2>{html.escape(title)}</h2><img src='figures/sub-{subject}/{name}'>")
+        parts.append(f"<h2>{html.escape(title)}</h2>"
+                     f"<img src='figures/sub-{scan['subject']}/{name}'>")
     parts.append("<h2>Regional SRTM</h2>" + kin.to_html(index=False, float_format="%.3f"))
-    parts.append(f"<h2>Methods</h2><p>{html.escape(methods)}</p>")
-    path = out / f"{scan_name}.html"
+    parts.append("<h2>Methods</h2>" + render_html(scan["methods"]))
+    path = out / names.report_name(entities)
     write_text(path, html_page(scan_name, parts))
     return str(path)
 

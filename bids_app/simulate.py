@@ -16,26 +16,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from nibabel.affines import voxel_sizes
 
-from bids_app import __version__
+from bids_app import __version__, names
 from bids_app.bids_io import write_json, write_nifti, write_text, write_tsv
 from bids_app.tracers import lookup_tracer
-from workflows.atlas import (REGION_GROUPS, TEMPLATE_SPACE, Grid, load_atlas, load_template,
-                             mni_grid, region_labels)
-from workflows.kinetics.compartments import FengInput
+from workflows.imaging.atlas import REGION_GROUPS, Grid, region_labels
 from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
-from workflows.resolution import fine_factors, smooth_fwhm
-from workflows.simulation.anatomy import (SubjectWarp, native_grid_around, random_warp,
-                                          sample_image, synthesize_t1w, template_brain)
-from workflows.simulation.pet import (KineticSettings, pose_centre, random_motion, scan_pet,
-                                      tac_tables, voxel_tacs)
-from workflows.simulation.receptors import (PATTERNS, bpnd_map, subject_regional_bpnd,
-                                            tissue_class_of_labels)
+from workflows.kinetics.models import get_model
+from workflows.simulation.anatomy import SubjectWarp
+from workflows.simulation.pet import KineticSettings
+from workflows.simulation.phantom import (Anatomy, Atlas, anatomy_from_t1w, make_anatomy,
+                                          mni_output_grid, simulate_scan, simulated_estimate,
+                                          to_output_grid)
+from workflows.simulation.receptors import PATTERNS, bpnd_map, subject_regional_bpnd
 
 BIDS_VERSION = "1.10.0"
 SM_FWHM_MM = 8.0
-RIM_ACTIVITY_FRACTION = 0.5   # activity of the unlabelled rim of the brain, of cortex
+DEFAULT_MODEL = "srtm-bfm"      # the participant level's default voxelwise model
+TEMPLATE_SPACE = names.TEMPLATE_SPACE
 
 
 @dataclass
@@ -120,46 +118,6 @@ def dataset_description(name: str, derivative: bool = False) -> dict:
     return out
 
 
-class Atlas:
-    """The MNI atlas grid, labels and tissue classes, loaded once."""
-
-    def __init__(self) -> None:
-        img = load_atlas()
-        self.labels = np.asarray(img.dataobj).astype(np.int16)
-        self.affine = img.affine
-        self.voxel_mm = float(abs(img.affine[0, 0]))
-        coords = np.argwhere(self.labels > 0)
-        corners = np.array([coords.min(0), coords.max(0)], dtype=float)
-        world = corners @ self.affine[:3, :3].T + self.affine[:3, 3]
-        self.box = (world.min(0), world.max(0))
-
-
-def mni_output_grid() -> Grid:
-    return mni_grid(2.0)
-
-
-def to_output_grid(values: np.ndarray, atlas: Atlas, grid: Grid, order: int = 1) -> np.ndarray:
-    return sample_image((values, atlas.affine), grid.world_coordinates(), order=order
-                        ).reshape(grid.shape)
-
-
-def fine_pet_grid(pet: Grid) -> Grid:
-    """The grid :func:`workflows.resolution.fine_factors` times finer than ``pet`` per axis,
-    with fine voxel k i at the centre of PET voxel i."""
-    factors = fine_factors(tuple(voxel_sizes(pet.affine)))
-    affine = pet.affine.copy()
-    affine[:3, :3] = pet.affine[:3, :3] / np.array(factors)
-    return Grid(tuple(n * k for n, k in zip(pet.shape, factors)), affine)
-
-
-def entities(sub: str, ses: str | None) -> str:
-    return f"sub-{sub}" + (f"_ses-{ses}" if ses else "")
-
-
-def folder(root: Path, sub: str, ses: str | None, datatype: str) -> Path:
-    return root / f"sub-{sub}" / (f"ses-{ses}" if ses else "") / datatype
-
-
 def simulate(cfg: SimulationConfig, log=print) -> None:
     """Write the dataset and its truth under ``cfg.out_dir``."""
     root = Path(cfg.out_dir)
@@ -200,7 +158,8 @@ def simulate_person(cfg: SimulationConfig, root: Path, truth_root: Path, atlas: 
     out_grid = mni_output_grid()
     sub = person["participant_id"].removeprefix("sub-")
     in_effect_group = person[cfg.group_column] != next(iter(cfg.groups))
-    anatomy = None if cfg.derivatives_only else make_anatomy(cfg, atlas, rng, scratch)
+    anatomy = None if cfg.derivatives_only else make_subject_anatomy(cfg, atlas, rng,
+                                                                      scratch)
     rows = []
     for ses_index, ses in enumerate(cfg.sessions or [None]):
         occupancy = cfg.occupancy if ses_index > 0 else 0.0
@@ -219,9 +178,9 @@ def simulate_person(cfg: SimulationConfig, root: Path, truth_root: Path, atlas: 
                 occupancy=occupancy)
             bp_atlas = bpnd_map(atlas.labels, receptors, atlas.voxel_mm, receptor_rng)
             bp_mni = to_output_grid(bp_atlas, atlas, out_grid)
-            name = f"{entities(sub, ses)}_trc-{tracer}"
-            write_nifti(folder(truth_root, sub, ses, "pet") /
-                        f"{name}_space-{TEMPLATE_SPACE}_meas-BPND_mimap.nii.gz",
+            scan = names.ScanEntities(sub, ses, tracer)
+            write_nifti(names.scan_file(truth_root, scan, "mimap", ".nii.gz",
+                                        space=TEMPLATE_SPACE, meas="BPND"),
                         bp_mni, out_grid.affine)
             for region in REGION_GROUPS:
                 mask = np.isin(atlas.labels, region_labels(region))
@@ -230,207 +189,91 @@ def simulate_person(cfg: SimulationConfig, root: Path, truth_root: Path, atlas: 
                              "BPND": float(bp_atlas[mask].mean()),
                              "group": person[cfg.group_column]})
             if cfg.derivatives_only:
-                write_fast_derivatives(cfg, root, sub, ses, name, bp_mni, out_grid, rng)
+                write_fast_derivatives(cfg, root, scan, bp_mni, out_grid, rng)
             else:
-                write_pet(cfg, root, truth_root, sub, ses, tracer, name, anatomy, atlas,
-                          bp_atlas, rng)
+                write_pet(cfg, root, truth_root, scan, anatomy, atlas, bp_atlas, rng)
     return rows
 
 
-@dataclass
-class Anatomy:
-    warp: object                 # callable: native points (N, 3) -> MNI points
-    t1_grid: Grid
-    t1: np.ndarray
-    fine: Grid
-    labels_fine: np.ndarray
-    pet_grid: Grid
-    labels_pet: np.ndarray
-    brain_t1: np.ndarray
-    rim_fine: np.ndarray         # brain voxels without an atlas label (fine grid)
-
-
-def make_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator,
-                 scratch: Path) -> Anatomy:
+def make_subject_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator,
+                         scratch: Path) -> Anatomy:
     if cfg.t1w is not None:
-        return anatomy_from_t1w(cfg, atlas, scratch)
-    template = load_template()
-    warp = random_warp(rng, atlas.box)
-    t1_grid = native_grid_around(warp, atlas.box, cfg.t1_voxel_mm, margin_mm=25.0)
-    labels_t1 = sample_image((atlas.labels, atlas.affine), warp(t1_grid.world_coordinates()),
-                             order=0).reshape(t1_grid.shape)
-    t1, brain_t1 = synthesize_t1w(template, warp, t1_grid, rng, labels_t1 > 0)
-    fine_mm = min(1.5, cfg.voxel_mm)
-    fine = native_grid_around(warp, atlas.box, fine_mm, margin_mm=8.0)
-    fine_points = warp(fine.world_coordinates())
-    labels_fine = sample_image((atlas.labels, atlas.affine), fine_points,
-                               order=0).reshape(fine.shape)
-    template_fine = sample_image(template, fine_points, order=1).reshape(fine.shape)
-    rim_fine = template_brain(template_fine, labels_fine > 0) & (labels_fine == 0)
-    pet_grid = native_grid_around(warp, atlas.box, cfg.voxel_mm, margin_mm=16.0)
-    labels_pet = sample_image((atlas.labels, atlas.affine), warp(pet_grid.world_coordinates()),
-                              order=0).reshape(pet_grid.shape)
-    return Anatomy(warp, t1_grid, t1, fine, labels_fine, pet_grid, labels_pet, brain_t1,
-                   rim_fine)
-
-
-class RegisteredWarp:
-    """Native -> MNI points through ANTs transforms estimated by petbind's own anatomical stage
-    (used when the phantom is built on a given T1w)."""
-
-    def __init__(self, mni2t1w: list[str]) -> None:
-        self.transforms = list(mni2t1w)
-
-    def __call__(self, points: np.ndarray) -> np.ndarray:
-        import ants
-
-        lps = points * np.array([-1.0, -1.0, 1.0])          # ITK points are LPS
-        frame = pd.DataFrame(lps, columns=["x", "y", "z"])
-        # mapping points native -> MNI uses the transforms that resample MNI images to native
-        out = ants.apply_transforms_to_points(3, frame, self.transforms,
-                                              whichtoinvert=[True, False])
-        return out[["x", "y", "z"]].to_numpy() * np.array([-1.0, -1.0, 1.0])
-
-
-def anatomy_from_t1w(cfg: SimulationConfig, atlas: Atlas, scratch: Path) -> Anatomy:
-    """Anatomy from a given T1w: brain extraction and SyN normalisation (petbind's anatomical
-    stage) give the native -> MNI mapping through which the atlas and receptor maps are pulled
-    into the subject's space. The T1w itself is written unchanged."""
-    import nibabel as nib
-
-    from workflows.anat import bias_correct_and_extract, normalise
-
-    work = Path(tempfile.mkdtemp(dir=scratch))
-    _, brain, mask = bias_correct_and_extract(str(cfg.t1w), str(work), seed=cfg.seed)
-    _, mni2t1w, _ = normalise(brain, str(work))
-    warp = RegisteredWarp(mni2t1w)
-    t1_img = nib.load(cfg.t1w)
-    t1 = np.asarray(t1_img.dataobj, dtype=np.float32)
-    brain_t1 = np.asarray(nib.load(mask).dataobj) > 0
-    t1_grid = Grid(t1.shape[:3], t1_img.affine)
-
-    def grid_around_brain(voxel_mm: float, margin_mm: float) -> Grid:
-        corners = np.argwhere(brain_t1)
-        world = np.array([corners.min(0), corners.max(0)]) @ t1_img.affine[:3, :3].T + \
-            t1_img.affine[:3, 3]
-        lo, hi = world.min(0) - margin_mm, world.max(0) + margin_mm
-        shape = tuple(int(v) for v in np.ceil((hi - lo) / voxel_mm) + 1)
-        affine = np.diag([voxel_mm, voxel_mm, voxel_mm, 1.0])
-        affine[:3, 3] = np.floor(lo / voxel_mm) * voxel_mm
-        return Grid(shape, affine)
-
-    fine = grid_around_brain(min(1.5, cfg.voxel_mm), 8.0)
-    labels_fine = sample_image((atlas.labels, atlas.affine), warp(fine.world_coordinates()),
-                               order=0).reshape(fine.shape)
-    in_mask = sample_image((brain_t1.astype(np.uint8), t1_img.affine), fine.world_coordinates(),
-                           order=0).reshape(fine.shape) > 0
-    rim_fine = in_mask & (labels_fine == 0)
-    pet_grid = grid_around_brain(cfg.voxel_mm, 16.0)
-    labels_pet = sample_image((atlas.labels, atlas.affine), warp(pet_grid.world_coordinates()),
-                              order=0).reshape(pet_grid.shape)
-    return Anatomy(warp, t1_grid, t1, fine, labels_fine, pet_grid, labels_pet, brain_t1,
-                   rim_fine)
+        return anatomy_from_t1w(cfg.t1w, atlas, scratch, cfg.seed, cfg.voxel_mm)
+    return make_anatomy(atlas, rng, cfg.t1_voxel_mm, cfg.voxel_mm)
 
 
 def write_anatomy(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str,
                   ses: str | None, anatomy: Anatomy) -> None:
-    name = entities(sub, ses)
+    anat, truth = (names.subject_dir(r, sub, ses, "anat") for r in (root, truth_root))
     t1 = np.where(anatomy.brain_t1, anatomy.t1, 0) if cfg.skull_stripped else anatomy.t1
-    write_nifti(folder(root, sub, ses, "anat") / f"{name}_T1w.nii.gz", t1,
-                anatomy.t1_grid.affine)
-    write_json(folder(root, sub, ses, "anat") / f"{name}_T1w.json",
+    write_nifti(anat / names.anat_name(sub, ses, "T1w"), t1, anatomy.t1_grid.affine)
+    write_json(anat / names.anat_name(sub, ses, "T1w", ".json"),
                {"Manufacturer": "petbind-simulate", "MagneticFieldStrength": 3,
                 "Description": "synthetic T1w: MNI152NLin2009cAsym brain deformed, " +
                 ("skull-stripped" if cfg.skull_stripped else "with head")})
-    write_nifti(folder(truth_root, sub, ses, "anat") / f"{name}_desc-brain_mask.nii.gz",
+    write_nifti(truth / names.anat_name(sub, ses, "mask", desc="brain"),
                 anatomy.brain_t1.astype(np.uint8), anatomy.t1_grid.affine, dtype=np.uint8)
     if isinstance(anatomy.warp, SubjectWarp):
-        write_json(folder(truth_root, sub, ses, "anat") /
-                   f"{name}_from-T1w_to-{TEMPLATE_SPACE}_mode-points_xfm.json",
+        write_json(truth / names.anat_name(sub, ses, "xfm", ".json", from_="T1w",
+                                           to=TEMPLATE_SPACE, mode="points"),
                    {"Description": "native (scanner mm) to MNI: x_mni = A x + d(x); A below, d "
                     "a smooth displacement (SD about 2 mm) on control points",
                     "Affine": anatomy.warp.affine.tolist()})
 
 
-def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str, ses: str | None,
-              tracer: str, name: str, anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray,
+def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, scan: names.ScanEntities,
+              anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray,
               rng: np.random.Generator) -> None:
+    """One scan (:func:`simulate_scan`): the PET image and sidecar, and its truth."""
+    tracer = scan.tracer
     timing = FrameTiming.from_protocol(SEED_PROTOCOLS.get(tracer, SEED_PROTOCOLS["madam"]))
-    dose = float(rng.uniform(0.8, 1.2))
-    plasma = FengInput(a1=FengInput.a1 * dose, a2=FengInput.a2 * dose, a3=FengInput.a3 * dose)
-    settings = KineticSettings(target_model=cfg.target_model, k4_per_min=cfg.k4_per_min)
-    fine_points = anatomy.warp(anatomy.fine.world_coordinates())
-    # nearest neighbour, as for the labels: every voxel of a region carries that region's BPND,
-    # so the phantom's regional means are the truth table's (linear interpolation would mix
-    # neighbouring regions' values at every border: 5-15 % lower means in small regions)
-    bp_fine = sample_image((bp_atlas, atlas.affine), fine_points, order=0)
-    classes = tissue_class_of_labels(anatomy.labels_fine).reshape(-1)
-    tables, bp_grid = tac_tables(timing, settings, float(bp_fine.max()), plasma)
-    activity = voxel_tacs(classes, bp_fine, tables, bp_grid)
-    # the unlabelled rim of the brain: cortex partial-volumed with CSF
-    cortex_bp = np.array([np.median(bp_fine[classes == 0])])
-    rim_tac = voxel_tacs(np.zeros(1, dtype=np.int8), cortex_bp, tables, bp_grid)[0]
-    activity[anatomy.rim_fine.reshape(-1)] = RIM_ACTIVITY_FRACTION * rim_tac
-    activity = activity.reshape((*anatomy.fine.shape, timing.n_frames))
-    motion = random_motion(timing.n_frames, cfg.motion_mm, rng)
-    pet = scan_pet(activity, anatomy.fine, anatomy.pet_grid, timing, motion, cfg.psf_fwhm_mm,
-                   cfg.noise, lookup_tracer(tracer).radionuclide, rng)
-    pet_dir = folder(root, sub, ses, "pet")
-    write_nifti(pet_dir / f"{name}_pet.nii.gz", pet, anatomy.pet_grid.affine)
-    write_json(pet_dir / f"{name}_pet.json",
-               pet_sidecar(tracer, timing, 400.0 * dose, cfg.psf_fwhm_mm))
-    truth_dir = folder(truth_root, sub, ses, "pet")
-    pet_points = anatomy.warp(anatomy.pet_grid.world_coordinates())
-    bp_native = sample_image((bp_atlas, atlas.affine), pet_points, order=0)
-    write_nifti(truth_dir / f"{name}_meas-BPND_mimap.nii.gz",
-                bp_native.reshape(anatomy.pet_grid.shape), anatomy.pet_grid.affine)
     reference = PATTERNS[tracer].reference_region
-    # the reference region's voxels (truth exactly BPND 0)
-    ref_mask = np.isin(anatomy.labels_pet, region_labels(reference)) & (bp_native.reshape(
-        anatomy.pet_grid.shape) == 0.0)
-    write_nifti(truth_dir / f"{name}_label-{reference}_desc-reference_mask.nii.gz",
-                ref_mask.astype(np.uint8), anatomy.pet_grid.affine, dtype=np.uint8)
-    write_nifti(truth_dir / f"{name}_seg-neuromorphometrics_dseg.nii.gz",
-                anatomy.labels_pet.astype(np.int16), anatomy.pet_grid.affine, dtype=np.int16)
-    # the labels on the grid the GTM models the blur on (PET voxel i is fine voxel k i)
-    fine = fine_pet_grid(anatomy.pet_grid)
-    labels_fine = sample_image((atlas.labels, atlas.affine),
-                               anatomy.warp(fine.world_coordinates()), order=0)
-    write_nifti(truth_dir / f"{name}_seg-neuromorphometrics_desc-fine_dseg.nii.gz",
-                labels_fine.reshape(fine.shape).astype(np.int16), fine.affine, dtype=np.int16)
-    brain_pet = anatomy.labels_pet > 0
-    write_nifti(truth_dir / f"{name}_desc-brain_mask.nii.gz", brain_pet.astype(np.uint8),
-                anatomy.pet_grid.affine, dtype=np.uint8)
-    write_tsv(truth_dir / f"{name}_desc-truth_motion.tsv", pd.DataFrame(
-        motion, columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]))
-    write_json(truth_dir / f"{name}_desc-truth_motion.json", {
+    phantom = simulate_scan(anatomy, atlas, bp_atlas, timing,
+                            KineticSettings(target_model=cfg.target_model,
+                                            k4_per_min=cfg.k4_per_min),
+                            reference, lookup_tracer(tracer).radionuclide, cfg.motion_mm,
+                            cfg.psf_fwhm_mm, cfg.noise, rng)
+    affine = anatomy.pet_grid.affine
+    write_nifti(names.scan_file(root, scan, "pet", ".nii.gz"), phantom.pet, affine)
+    write_json(names.scan_file(root, scan, "pet", ".json"),
+               pet_sidecar(tracer, timing, 400.0 * phantom.dose, cfg.psf_fwhm_mm))
+
+    def truth(suffix: str, extension: str = ".nii.gz", **entities: str) -> Path:
+        return names.scan_file(truth_root, scan, suffix, extension, **entities)
+
+    write_nifti(truth("mimap", meas="BPND"), phantom.bpnd, affine)
+    write_nifti(truth("mask", label=reference, desc="reference"),
+                phantom.reference_mask.astype(np.uint8), affine, dtype=np.uint8)
+    write_nifti(truth("dseg", seg="neuromorphometrics"), anatomy.labels_pet.astype(np.int16),
+                affine, dtype=np.int16)
+    write_nifti(truth("dseg", seg="neuromorphometrics", desc="fine"), phantom.labels_fine,
+                phantom.fine_grid.affine, dtype=np.int16)
+    write_nifti(truth("mask", desc="brain"), (anatomy.labels_pet > 0).astype(np.uint8), affine,
+                dtype=np.uint8)
+    write_tsv(truth("motion", ".tsv", desc="truth"), pd.DataFrame(
+        phantom.motion, columns=["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]))
+    write_json(truth("motion", ".json", desc="truth"), {
         "Description": "head pose per frame: x -> R (x - c) + c + t, R = Rz Ry Rx, RAS mm; "
         "the frame shows the head moved by this pose relative to frame 0",
-        "RotationCentreMm": pose_centre(anatomy.fine).tolist(),
+        "RotationCentreMm": phantom.pose_centre_mm.tolist(),
         "trans_x": {"Units": "mm"}, "rot_x": {"Units": "rad"}})
 
 
-def write_fast_derivatives(cfg: SimulationConfig, root: Path, sub: str, ses: str | None,
-                           name: str, bp_mni: np.ndarray, grid: Grid,
-                           rng: np.random.Generator) -> None:
-    """Participant-level outputs without the participant level: the MNI truth plus estimation
-    noise (SD ``derivatives_noise`` x (0.3 + BPND), spatially correlated with FWHM 6 mm as after
-    PET resolution and modest smoothing), unsmoothed and smoothed 8 mm."""
-    vox = float(grid.affine[0, 0])
-    brain = bp_mni > 0
-    noise = smooth_fwhm(rng.standard_normal(grid.shape), 6.0, vox)
-    noise /= noise[brain].std() or 1.0
-    estimate = np.where(brain, bp_mni + cfg.derivatives_noise * (0.3 + bp_mni) * noise, 0.0)
-    smoothed = smooth_fwhm(estimate, SM_FWHM_MM, vox)
-    out = folder(root / "derivatives" / "petbind", sub, ses, "pet")
-    base = f"{name}_space-{TEMPLATE_SPACE}"
-    sidecar = {"Model": "SRTM", "Description": "simulated estimate (petbind-simulate "
+def write_fast_derivatives(cfg: SimulationConfig, root: Path, scan: names.ScanEntities,
+                           bp_mni: np.ndarray, grid: Grid, rng: np.random.Generator) -> None:
+    """Participant-level outputs without the participant level (:func:`simulated_estimate`),
+    unsmoothed and smoothed 8 mm, named as petbind names them."""
+    estimate, smoothed = simulated_estimate(bp_mni, grid, cfg.derivatives_noise, SM_FWHM_MM, rng)
+    label = get_model(DEFAULT_MODEL).label
+    sidecar = {"Model": label, "Description": "simulated estimate (petbind-simulate "
                "--derivatives-only)", "Units": "unitless"}
-    write_nifti(out / f"{base}_model-SRTM_meas-BPND_mimap.nii.gz", estimate, grid.affine)
-    write_json(out / f"{base}_model-SRTM_meas-BPND_mimap.json", sidecar)
-    write_nifti(out / f"{base}_desc-sm8_model-SRTM_meas-BPND_mimap.nii.gz", smoothed, grid.affine)
-    write_json(out / f"{base}_desc-sm8_model-SRTM_meas-BPND_mimap.json",
-               {**sidecar, "SmoothingFWHMmm": SM_FWHM_MM})
+    for volume, desc, extra in ((estimate, None, {}),
+                                (smoothed, names.smoothing_desc(SM_FWHM_MM),
+                                 {"SmoothingFWHMmm": SM_FWHM_MM})):
+        path = names.scan_file(root / "derivatives" / "petbind", scan, "mimap", ".nii.gz",
+                               space=TEMPLATE_SPACE, desc=desc, model=label, meas="BPND")
+        write_nifti(path, volume, grid.affine)
+        write_json(names.sidecar(path), {**sidecar, **extra})
 
 
 def config_record(cfg: SimulationConfig) -> dict:

@@ -14,6 +14,7 @@ from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
 os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+VENDORED = Path(__file__).resolve().parent / "data"
 
 # Reference region: one tissue compartment, K1 0.12 mL/min/mL, k2 0.15 /min (V_ND = 0.8).
 K1_REF, K2_REF = 0.12, 0.15
@@ -49,11 +50,41 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+def under_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def shared_data(*parts: str) -> Path:
+    """A file of the team's reference data beside the project (../shared/data). Missing, the
+    test skips on a developer's machine but fails under CI (CI=true), where the data must be."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"reference data {path} not present")
+        message = f"reference data {path} not present"
+        if under_ci():
+            pytest.fail(message + " (CI must have ../shared/data)")
+        pytest.skip(message)
     return path
+
+
+def require(module: str):
+    """Import a test-only dependency; missing, skip on a developer's machine, fail under CI."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        if under_ci():
+            pytest.fail(f"{module} is not installed ({err}); CI installs the test extras")
+        pytest.skip(f"{module} not installed")
+
+
+def pet_metadata(sidecar: Path | str) -> dict:
+    """A PET sidecar as the nodes of the participant graph receive it (a checked record)."""
+    import json
+
+    from workflows.kinetics.metadata import PETMetadata
+
+    return PETMetadata.from_sidecar(json.loads(Path(sidecar).read_text())).as_record()
 
 
 def nearest_on_grid(path: Path, target) -> np.ndarray:

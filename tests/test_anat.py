@@ -8,7 +8,7 @@ import pytest
 from bids_app.cli.common import run_cli
 from bids_app.cli.simulate import main as simulate_main
 from conftest import shared_data
-from workflows.anat import bias_correct_and_extract, is_skull_stripped
+from workflows.imaging.anat import bias_correct_and_extract, is_skull_stripped
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_n4_at_its_fitting_resolution_removes_a_smooth_bias_field(tmp_path):
     # 1 mm voxels), must flatten the brightest tissue to within a third of its biased spread.
     from scipy import ndimage
 
-    from workflows.anat import N4_FIT_MM, n4_shrink_factor
+    from workflows.imaging.anat import N4_FIT_MM, n4_shrink_factor
 
     assert n4_shrink_factor((1.0, 1.0, 1.0)) == round(N4_FIT_MM)
     assert n4_shrink_factor((3.0, 3.0, 3.0)) == 3
@@ -82,7 +82,7 @@ def test_segmentation_recovers_three_known_tissues_on_the_full_grid(tmp_path):
     # contrast: every class must come back with Dice above 0.95 against its truth, labelled
     # 1 CSF, 2 GM, 3 WM, with probabilities that sum to one inside the mask, on the input grid
     # (Atropos works on the mask's bounding box; the result must be put back where it was).
-    from workflows.anat import segment
+    from workflows.imaging.anat import segment
 
     rng = np.random.default_rng(1)
     shape = (96, 80, 72)

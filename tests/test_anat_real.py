@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_data
-from workflows.anat import bias_correct_and_extract, mni_reference_image, normalise
+from workflows.imaging.anat import bias_correct_and_extract, mni_reference_image, normalise
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +56,14 @@ def test_simulator_builds_a_phantom_on_a_given_t1w(tmp_path, real_anat, monkeypa
     import nibabel as nib
     from scipy import ndimage
 
-    import workflows.anat
+    import workflows.imaging.anat
     from bids_app.cli.common import run_cli
     from bids_app.cli.simulate import main as simulate_main
 
     _, extracted, normalised = real_anat
-    monkeypatch.setattr(workflows.anat, "bias_correct_and_extract", lambda *a, **k: extracted)
-    monkeypatch.setattr(workflows.anat, "normalise", lambda *a, **k: normalised)
+    monkeypatch.setattr(workflows.imaging.anat, "bias_correct_and_extract",
+                        lambda *a, **k: extracted)
+    monkeypatch.setattr(workflows.imaging.anat, "normalise", lambda *a, **k: normalised)
     t1w = shared_data("real-t1w", "chris_t1.nii.gz")
     ds = tmp_path / "ds"
     assert run_cli("petbind-simulate", simulate_main, [

@@ -112,6 +112,16 @@ CASES = {
         FrameDuration=[3600, 60, 60, 180, 360, 360]), 65, "static or summed"),
     "unknown radionuclide": (lambda ds: edit_sidecar(ds, TracerRadionuclide="Xx99"), 65,
                              "TracerRadionuclide"),
+    # the decay constant of the sidecar's radionuclide corrects the data, the tracer's shifts
+    # the theta3 range: they must agree
+    "radionuclide disagrees with the tracer": (lambda ds: edit_sidecar(
+        ds, TracerRadionuclide="F18"), 65, "carfentanil is labelled with C11"),
+    # "false" as a string would be read as true: decay correction skipped, BPND biased
+    "decay state as a string": (lambda ds: edit_sidecar(ds, ImageDecayCorrected="false"), 65,
+                                "must be true or false"),
+    "frame times as strings": (lambda ds: edit_sidecar(
+        ds, FrameDuration=[str(d) for d in FRAMES["FrameDuration"]]), 65,
+        "must be a list of numbers"),
     "NaN frame": (lambda ds: replace_pet(ds, np.concatenate(
         [np.ones((8, 8, 8, 5)), np.full((8, 8, 8, 1), np.nan)], axis=3)), 65, "frame 5"),
     "all-zero frame": (lambda ds: replace_pet(ds, np.concatenate(

@@ -7,8 +7,10 @@ import pytest
 from scipy.integrate import quad
 
 from workflows.kinetics.frames import (HALF_LIFE_S, FrameTiming, TimingError, decay_correct,
-                                       decay_factors, decay_uncorrect, normalise_radionuclide,
-                                       to_decay_corrected)
+                                       decay_factors, decay_uncorrect, normalise_radionuclide)
+from workflows.kinetics.metadata import PETMetadata
+
+FRAMES = {"FrameTimesStart": [0, 60, 360, 660], "FrameDuration": [60, 60, 300, 300]}
 
 
 @pytest.mark.parametrize("name,key,minutes", [
@@ -52,16 +54,21 @@ def test_correct_and_uncorrect_round_trip():
 
 def test_sidecar_decay_state_is_honoured():
     timing = FrameTiming.from_protocol([(2, 60), (2, 300)])
+    frames = {"FrameTimesStart": timing.start_s.tolist(),
+              "FrameDuration": timing.duration_s.tolist()}
     truth = np.array([100.0, 200.0, 150.0, 120.0])           # corrected to injection (t=0)
     uncorrected = decay_uncorrect(truth, timing, "C11")
-    side = {"TracerRadionuclide": "C11", "ImageDecayCorrected": False}
-    np.testing.assert_allclose(to_decay_corrected(uncorrected, timing, side), truth)
+    side = {**frames, "TracerRadionuclide": "C11", "ImageDecayCorrected": False}
+    meta = PETMetadata.from_sidecar(side)
+    np.testing.assert_allclose(meta.to_decay_corrected(uncorrected), truth)
     # Corrected to the scan start 120 s after injection: values are lower by exp(-lambda 120).
     lam = math.log(2) / HALF_LIFE_S["C11"]
     at_120 = truth * math.exp(-lam * 120)
-    side = {"TracerRadionuclide": "C11", "ImageDecayCorrected": True,
+    side = {**frames, "TracerRadionuclide": "C11", "ImageDecayCorrected": True,
             "ImageDecayCorrectionTime": 120}
-    np.testing.assert_allclose(to_decay_corrected(at_120, timing, side), truth)
+    np.testing.assert_allclose(PETMetadata.from_sidecar(side).to_decay_corrected(at_120), truth)
+    # the record the graph's nodes receive gives back the same object
+    assert PETMetadata.from_record(meta.as_record()).as_record() == meta.as_record()
 
 
 def test_mid_times_and_units():
@@ -81,5 +88,25 @@ def test_mid_times_and_units():
     ({"FrameDuration": [60]}, None, "no FrameTimesStart"),
 ])
 def test_bad_timing_is_refused_with_a_reason(sidecar, n_frames, message):
+    side = {"TracerRadionuclide": "C11", "ImageDecayCorrected": False, **sidecar}
     with pytest.raises(TimingError, match=message):
-        FrameTiming.from_sidecar(sidecar, n_frames)
+        PETMetadata.from_sidecar(side, n_frames)
+
+
+@pytest.mark.parametrize("changes,message", [
+    # a string is not a boolean: "false" read as true would skip decay correction
+    ({"ImageDecayCorrected": "false"}, "must be true or false"),
+    ({"ImageDecayCorrected": 0}, "must be true or false"),
+    ({"ImageDecayCorrectionTime": "0"}, "ImageDecayCorrectionTime must be a number"),
+    ({"FrameDuration": ["60", 60, 300, 300]}, "FrameDuration must be a list of numbers"),
+    ({"FrameTimesStart": [0, 60, True, 660]}, "FrameTimesStart must be a list of numbers"),
+    ({"TracerRadionuclide": 11}, "TracerRadionuclide must be a string"),
+    ({"TracerRadionuclide": None}, "no TracerRadionuclide"),
+    ({"ImageDecayCorrectionTime": None}, "no ImageDecayCorrectionTime"),
+])
+def test_sidecar_types_are_checked(changes, message):
+    side = {**FRAMES, "TracerRadionuclide": "C11", "ImageDecayCorrected": True,
+            "ImageDecayCorrectionTime": 0, **changes}
+    side = {k: v for k, v in side.items() if v is not None}
+    with pytest.raises(TimingError, match=message):
+        PETMetadata.from_sidecar(side)

@@ -9,7 +9,7 @@ from scipy import ndimage, stats
 from bids_app.cli.common import run_cli
 from bids_app.cli.run import main as petbind_main
 from bids_app.cli.simulate import main as simulate_main
-from workflows.atlas import mni_grid, template_mask_on_grid
+from workflows.imaging.atlas import mni_grid, template_mask_on_grid
 from workflows.group.glm import Contrast, permutation_inference
 from workflows.group.roi import table2
 
@@ -68,6 +68,14 @@ def test_outputs_are_named_as_nilearn_and_fitlins_do(planted):
     assert set(tukey["group1"]) | set(tukey["group2"]) == {"secure", "avoidant", "ambivalent"}
 
 
+def test_group_methods_quote_the_settings_of_the_run(planted):
+    text = (planted / "logs" / "CITATION.md").read_text()
+    assert "100 Freedman-Lane permutations" in text and "q = 0.025" in text
+    assert "Voxel-level FDR maps" in text and "(Chumbley et al., 2010)" in text
+    assert "ten regions of interest" in text
+    assert "Methods" in (planted / "trc-carfentanil_report.html").read_text()
+
+
 def test_voxel_fdr_maps_equal_scipy_benjamini_hochberg(planted):
     # --voxel-fdr: the voxels kept are those whose BH-adjusted parametric p (scipy's
     # false_discovery_control over the brain mask) is at most q = 0.025
@@ -89,7 +97,8 @@ def test_any_atlas_gives_roi_values_and_statistics(planted, tmp_path):
     # with nibabel), and the ANOVA finds the planted hippocampal effect but not the cerebellum's.
     import shutil
     import nibabel as nib
-    from workflows.atlas import atlas_on_grid, region_labels
+    from bids_app import names
+    from workflows.imaging.atlas import atlas_on_grid, region_labels
     derivatives = planted.parent
     out = tmp_path / "petbind"
     shutil.copytree(derivatives, out, ignore=shutil.ignore_patterns("group"))
@@ -107,13 +116,18 @@ def test_any_atlas_gives_roi_values_and_statistics(planted, tmp_path):
     assert code == 0
     values = pd.read_csv(out / "group" / "trc-carfentanil_desc-roi_bpnd.tsv", sep="\t")
     sub = values["participant_id"].iloc[0]
-    bpnd = next((out / sub / "pet").glob("*space-MNI152NLin2009cAsym_model-SRTM_meas-BPND_mimap.nii.gz"))
+    bpnd = next(p for p in names.find(out, "mimap", ".nii.gz", trc="carfentanil",
+                                      space=names.TEMPLATE_SPACE, desc=None, model="SRTM",
+                                      meas="BPND") if p.name.startswith(f"{sub}_"))
     expected = nib.load(bpnd).get_fdata()[custom == 7].mean()
     assert values["hippo"].iloc[0] == pytest.approx(expected, rel=1e-5)
     table = pd.read_csv(out / "group" / "trc-carfentanil_desc-roi_stats.tsv", sep="\t")
     group_only = table[(table["model"] == "group") & (table["design"] == "three-class")]
     p = group_only.set_index("region")["p"]
     assert p["hippo"] < 0.01 and p["cerebellum"] > 0.01
+    # the methods follow the settings of this run: 10 permutations, the atlas given
+    text = (out / "group" / "logs" / "CITATION.md").read_text()
+    assert "10 Freedman-Lane permutations" in text and "every label of the atlas" in text
     assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--roi-atlas",
                                              str(tmp_path / "nope.nii.gz"), "-q"]) == 66
 

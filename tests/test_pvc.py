@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from conftest import nearest_on_grid
-from workflows.pvc import (UNLABELLED_BRAIN, carve_reference, geometric_transfer_matrix,
-                          gtm_correct, gtm_correct_frames, label_unlabelled_brain,
-                          realigned_fwhm_mm)
-from workflows.resolution import (FWHM_TO_SIGMA, fine_factors, linear_interpolation_variance_mm2,
-                                  realignment_variance_mm2)
+from conftest import nearest_on_grid, pet_metadata
+from workflows.imaging.gtm import (UNLABELLED_BRAIN, carve_reference, geometric_transfer_matrix,
+                                   gtm_correct, gtm_correct_frames, label_unlabelled_brain,
+                                   realigned_fwhm_mm)
+from workflows.imaging.resolution import (FWHM_TO_SIGMA, fine_factors,
+                                          linear_interpolation_variance_mm2,
+                                          realignment_variance_mm2)
 
 PET_MM = 3.0
 PSF_MM = 5.0
@@ -251,9 +252,9 @@ def test_gtm_on_the_true_labels_gives_back_the_simulated_regional_bpnd(tmp_path)
     import pandas as pd
 
     from bids_app.simulate import SimulationConfig, simulate
-    from workflows.atlas import SEED_ROIS
-    from workflows.pvc import extract_tacs_gtm
-    from workflows.tacs import fit_regions
+    from workflows.imaging.atlas import SEED_ROIS
+    from workflows.imaging.gtm import extract_tacs_gtm
+    from workflows.imaging.tacs import fit_regions
 
     cfg = SimulationConfig(out_dir=tmp_path / "ds", groups={"a": 1}, voxel_mm=2.0,
                            t1_voxel_mm=3.0, motion_mm=0.0, noise=0.0, skull_stripped=True,
@@ -272,11 +273,12 @@ def test_gtm_on_the_true_labels_gives_back_the_simulated_regional_bpnd(tmp_path)
                               fine) > 0
     labels = label_unlabelled_brain(np.asarray(fine.dataobj), in_mask)
     nib.save(nib.Nifti1Image(labels.astype(np.int16), fine.affine), tmp_path / "fine.nii.gz")
-    tacs, _ = extract_tacs_gtm(f"{scan}.nii.gz", f"{scan}.json", str(motion),
+    metadata = pet_metadata(f"{scan}.json")
+    tacs, _ = extract_tacs_gtm(f"{scan}.nii.gz", metadata, str(motion),
                                str(tmp_path / "fine.nii.gz"),
                                f"{stem}_label-occipital_desc-reference_mask.nii.gz", 2.5,
                                "occipital", str(tmp_path))
-    kinpar = fit_regions(tacs, f"{scan}.json", "occipital", str(tmp_path))
+    kinpar = fit_regions(tacs, metadata, "occipital", str(tmp_path))
     estimate = pd.read_csv(kinpar, sep="\t").set_index("region")["BPND"]
     regional = pd.read_csv(truth / "regional_bpnd.tsv", sep="\t").set_index("region")["BPND"]
     error = estimate[list(SEED_ROIS)] / regional[list(SEED_ROIS)] - 1

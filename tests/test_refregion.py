@@ -6,7 +6,7 @@ import numpy as np
 
 from workflows.kinetics.compartments import FengInput, TissueParameters, simulate_frames
 from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
-from workflows.refregion import late_mean_image, trim_by_mode
+from workflows.imaging.masks import late_mean_image, trim_by_mode
 
 K1_REF, K2_REF = 0.12, 0.15          # 1/min: the reference tissue (no specific binding)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from workflows.resolution import (linear_interpolation_variance_mm2, realignment_variance_mm2,
-                                  smooth_fwhm)
+from workflows.imaging.resolution import (linear_interpolation_variance_mm2,
+                                          realignment_variance_mm2, smooth_fwhm)
 
 
 def test_smoothing_a_point_gives_the_requested_fwhm():

@@ -15,7 +15,7 @@ from bids_app.cli.common import run_cli
 from bids_app.cli.simulate import main as simulate_main
 from workflows.kinetics.frames import FrameTiming, SEED_PROTOCOLS
 from workflows.kinetics.compartments import FengInput
-from workflows.kinetics.srtm_bfm import fit_srtm_bfm, make_basis_set
+from workflows.kinetics.models.srtm_bfm import fit_srtm_bfm, make_basis_set
 from workflows.simulation.pet import KineticSettings, tac_tables
 from workflows.simulation.receptors import TISSUE_CLASSES
 
@@ -148,7 +148,7 @@ def test_kinetic_core_recovers_simulated_truth(target_model):
     pick = (grid >= 0.2) & (grid <= 3.0)
     result = fit_srtm_bfm(cortex[pick], make_basis_set(timing, reference, np.ones(17),
                                                        (0.01, 1.0)))
-    np.testing.assert_allclose(result.bpnd, grid[pick], rtol=0.01)
+    np.testing.assert_allclose(result["BPND"], grid[pick], rtol=0.01)
 
 
 def test_bad_options_are_usage_errors(tmp_path, capsys):
@@ -186,19 +186,20 @@ def test_regional_truth_is_what_the_phantom_regions_hold(tmp_path):
     # fitted with SRTM against the truth reference region, must give the regional truth table's
     # BPND (within 1 %): every voxel of a region carries that region's kinetics, as the table
     # says (the within-region variation is mild: 5 % SD).
-    from workflows.atlas import SEED_ROIS
-    from workflows.tacs import extract_tacs, fit_regions
+    from workflows.imaging.atlas import SEED_ROIS
+    from conftest import pet_metadata
+    from workflows.imaging.tacs import extract_tacs, fit_regions
     ds = simulate(tmp_path / "ds", "--n-subjects", "1", "--groups", "a", "--noise", "0",
                   "--motion-mm", "0", "--psf-fwhm", "0", "--seed", "4", *SMALL)
     truth = ds / "derivatives" / "truth" / "sub-01" / "pet"
     stem = "sub-01_trc-carfentanil"
-    tacs = extract_tacs(str(ds / "sub-01" / "pet" / f"{stem}_pet.nii.gz"),
-                        str(ds / "sub-01" / "pet" / f"{stem}_pet.json"),
+    metadata = pet_metadata(ds / "sub-01" / "pet" / f"{stem}_pet.json")
+    tacs = extract_tacs(str(ds / "sub-01" / "pet" / f"{stem}_pet.nii.gz"), metadata,
                         str(truth / f"{stem}_seg-neuromorphometrics_dseg.nii.gz"),
                         str(truth / f"{stem}_label-occipital_desc-reference_mask.nii.gz"),
                         "occipital", str(tmp_path))
-    fits = pd.read_csv(fit_regions(tacs, str(ds / "sub-01" / "pet" / f"{stem}_pet.json"),
-                                   "occipital", str(tmp_path)), sep="\t").set_index("region")
+    fits = pd.read_csv(fit_regions(tacs, metadata, "occipital", str(tmp_path)),
+                       sep="\t").set_index("region")
     table = pd.read_csv(ds / "derivatives" / "truth" / "regional_bpnd.tsv", sep="\t")
     table = table[table["participant_id"] == "sub-01"].set_index("region")["BPND"]
     rel = fits.loc[list(SEED_ROIS), "BPND"] / table[list(SEED_ROIS)] - 1
@@ -208,11 +209,11 @@ def test_regional_truth_is_what_the_phantom_regions_hold(tmp_path):
 def test_pet_and_t1w_of_a_phantom_show_the_head_in_the_same_place(tmp_path):
     # The PET activity follows the brain: the atlas labels and the unlabelled rim around them
     # (within the template's outline, as the T1w's brain). Were the two outlines different,
-    # PET-to-T1w coregistration (mutual information) would be pulled off by the mismatch (it
-    # was 0.7 mm along every axis with activity in the labels only). A tissue image of the
+    # PET-to-T1w coregistration (mutual information) would be pulled off by the mismatch
+    # (docs/validation.md). A tissue image of the
     # truth segmentation and rim, rigidly registered to the T1w, must need no shift (< 0.3 mm).
-    from workflows.atlas import CSF_LABELS, WHITE_MATTER_LABELS
-    from workflows.repeatable import seeded_ants
+    from workflows.imaging.atlas import CSF_LABELS, WHITE_MATTER_LABELS
+    from workflows.imaging.repeatable import seeded_ants
     ants = seeded_ants()
     ds = simulate(tmp_path / "ds", "--n-subjects", "1", "--groups", "a", "--noise", "0",
                   "--motion-mm", "0", "--psf-fwhm", "0", "--skull-stripped", "--seed", "11",
@@ -242,7 +243,7 @@ def test_simulated_images_have_the_scanner_resolution_asked_for():
     # PET voxel centres to the edge plane (the tilt spreads them over every sub-voxel offset).
     from scipy.optimize import curve_fit
     from scipy.special import erf
-    from workflows.atlas import Grid
+    from workflows.imaging.atlas import Grid
     from workflows.simulation.pet import scan_pet
     fine_mm, pet_mm, psf = 1.5, 2.0, 2.5
     fine = Grid((60, 60, 60), np.diag([fine_mm] * 3 + [1.0]))

@@ -8,7 +8,8 @@ from bids_app.tracers import lookup_tracer
 from conftest import K1_REF, K2_REF, reference_parameters
 from workflows.kinetics.compartments import (TissueParameters, add_counts_noise,
                                              simulate_frames)
-from workflows.kinetics.srtm_bfm import fit_srtm_bfm, make_basis_set, srtm_model
+from workflows.kinetics.models.srtm import srtm_model
+from workflows.kinetics.models.srtm_bfm import fit_srtm_bfm, make_basis_set
 from workflows.kinetics.weights import frame_weights
 
 BPND = np.array([0.2, 0.5, 1.0, 2.0, 3.0, 4.0])
@@ -23,7 +24,7 @@ def test_noise_free_two_tissue_targets_within_one_percent(seed_protocol):
     tacs = simulate_frames(timing, targets)
     result = fit_srtm_bfm(tacs, make_basis_set(timing, ref, np.ones(timing.n_frames),
                                                (0.01, 1.0), 300))
-    np.testing.assert_allclose(result.bpnd, BPND, rtol=0.01)
+    np.testing.assert_allclose(result["BPND"], BPND, rtol=0.01)
     assert not result.on_bound.any()
 
 
@@ -35,10 +36,10 @@ def test_one_tissue_targets_recover_r1_and_k2(seed_protocol):
     targets = TissueParameters(r1 * K1_REF, r1 * K2_REF / (1 + BPND), 0 * r1, 0 * r1)
     result = fit_srtm_bfm(simulate_frames(timing, targets),
                           make_basis_set(timing, ref, np.ones(timing.n_frames), (0.01, 1.0)))
-    np.testing.assert_allclose(result.bpnd, BPND, rtol=0.01)
-    np.testing.assert_allclose(result.r1, r1, rtol=0.01)
+    np.testing.assert_allclose(result["BPND"], BPND, rtol=0.01)
+    np.testing.assert_allclose(result["R1"], r1, rtol=0.01)
     # k2 = k2a (1 + BPND) inherits the spacing of the theta3 grid (1.6 % with 300 bases).
-    np.testing.assert_allclose(result.k2_per_min, r1 * K2_REF, rtol=0.03)
+    np.testing.assert_allclose(result["k2"], r1 * K2_REF, rtol=0.03)
 
 
 def test_slow_dissociation_biases_srtm_as_known():
@@ -51,7 +52,7 @@ def test_slow_dissociation_biases_srtm_as_known():
     for k4 in (0.05, 0.2, 0.5):
         tacs = simulate_frames(timing, TissueParameters.from_srtm(K1_REF, K2_REF, [1.0], [1.0],
                                                                   k4=k4))
-        bp = fit_srtm_bfm(tacs, make_basis_set(timing, ref, np.ones(16), (0.005, 1.0))).bpnd
+        bp = fit_srtm_bfm(tacs, make_basis_set(timing, ref, np.ones(16), (0.005, 1.0)))["BPND"]
         errors.append(abs(bp[0] - 1.0))
     assert errors[0] > errors[1] > errors[2]
 
@@ -71,7 +72,7 @@ def test_bias_under_realistic_noise_is_small(carfentanil_timing, reference_tac):
     assert 0.01 < np.median(rel_noise) < 0.1
     weights = frame_weights("counts", timing, clean.mean(axis=0), "C11")
     basis_set = make_basis_set(timing, reference_tac, weights, tracer.k2a_range_per_min())
-    bp = fit_srtm_bfm(noisy, basis_set).bpnd.reshape(4, n)
+    bp = fit_srtm_bfm(noisy, basis_set)["BPND"].reshape(4, n)
     bias = bp.mean(axis=1) / np.array([0.5, 1.0, 2.0, 3.0]) - 1
     assert np.all(np.abs(bias) < 0.03), bias
 
@@ -105,8 +106,8 @@ def test_vectorised_solution_equals_per_voxel_least_squares(carfentanil_timing, 
     for i, y in enumerate(tacs):
         bp_ref, r1_ref, rss_ref = brute_force_fit(timing, reference_tac, y, w,
                                                   basis_set.theta3_per_min)
-        assert fast.bpnd[i] == pytest.approx(bp_ref, rel=1e-9, abs=1e-9)
-        assert fast.r1[i] == pytest.approx(r1_ref, rel=1e-9)
+        assert fast["BPND"][i] == pytest.approx(bp_ref, rel=1e-9, abs=1e-9)
+        assert fast["R1"][i] == pytest.approx(r1_ref, rel=1e-9)
         assert fast.wrss[i] == pytest.approx(rss_ref, rel=1e-7, abs=1e-9)
 
 
@@ -117,8 +118,8 @@ def test_chunking_and_threads_do_not_change_results(carfentanil_timing, referenc
     a = fit_srtm_bfm(tacs, basis_set, chunk_voxels=13, n_threads=2)
     b = fit_srtm_bfm(tacs, basis_set, chunk_voxels=10_000, n_threads=1)
     # The same basis is chosen for every voxel; values agree to rounding (BLAS blocking).
-    np.testing.assert_array_equal(a.k2a_per_min, b.k2a_per_min)
-    np.testing.assert_allclose(a.bpnd, b.bpnd, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(a["k2a"], b["k2a"])
+    np.testing.assert_allclose(a["BPND"], b["BPND"], rtol=1e-12, atol=1e-14)
 
 
 def test_truth_outside_the_range_is_flagged(carfentanil_timing, reference_tac):

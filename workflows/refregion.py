@@ -1,165 +1,53 @@
-"""Atlas labels, brain mask and the reference region in PET space.
-
-The Neuromorphometrics atlas (MNI152NLin2009cAsym) is taken to PET space in one interpolation
-(inverse SyN, inverse affine, inverse PET->T1w rigid; nearest neighbour). The reference region is
-the tracer's atlas region, restricted geometrically in MNI coordinates as Magia does, intersected
-with the subject's grey matter (probability > 0.5), then trimmed around the mode of the late
-PET image (kernel density, half-maximum window; :func:`late_mean_image`).
-"""
+"""The masks stage: atlas labels, brain mask and the tracer's reference region in PET space."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nibabel as nib
-import numpy as np
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
-from scipy.stats import gaussian_kde
 
-from workflows.atlas import atlas_path, load_atlas, region_labels
-from workflows.kinetics.frames import FrameTiming
-
-GM_THRESHOLD = 0.5
+OUTPUTS = ("atlas_pet", "brain_mask_pet", "gm_pet", "reference_mask")
 
 
-def reference_region_mni(name: str) -> np.ndarray:
-    """Boolean mask of a reference region on the atlas grid (MNI), with Magia's geometric
-    restrictions: cerebellar cortex without +-16 mm about the midline, the anterior 16 mm, the
-    lowest 10 mm and the highest 20 mm; occipital cortex without the lowest and highest sixth of
-    its axial extent. Other regions: the atlas region as it is."""
-    atlas = load_atlas()
-    labels = np.asarray(atlas.dataobj)
-    mask = np.isin(labels, region_labels(name))
-    ijk = np.argwhere(mask)
-    xyz = ijk @ atlas.affine[:3, :3].T + atlas.affine[:3, 3]
-    keep = np.ones(len(ijk), dtype=bool)
-    if name == "cerebellargm":
-        keep &= np.abs(xyz[:, 0]) > 16
-        keep &= xyz[:, 1] < xyz[:, 1].max() - 16
-        keep &= (xyz[:, 2] > xyz[:, 2].min() + 10) & (xyz[:, 2] < xyz[:, 2].max() - 20)
-    elif name == "occipital":
-        lo, hi = xyz[:, 2].min(), xyz[:, 2].max()
-        sixth = (hi - lo) / 6
-        keep &= (xyz[:, 2] > lo + sixth) & (xyz[:, 2] < hi - sixth)
-    out = np.zeros(labels.shape, dtype=bool)
-    out[tuple(ijk[keep].T)] = True
-    return out
+def init_refregion_wf(*, metadata: dict, reference_region: str,
+                      name: str = "refregion_wf") -> pe.Workflow:
+    """Masks in PET space (:func:`workflows.imaging.masks.masks_in_pet_space`).
 
+    Parameters
+    ----------
+    metadata : the scan's :meth:`~workflows.kinetics.metadata.PETMetadata.as_record`.
+    reference_region : the tracer's reference region (a region group of the atlas).
 
-def trim_by_mode(values: np.ndarray) -> np.ndarray:
-    """Boolean selection of ``values`` within the half-maximum window around the mode of their
-    kernel density (Magia's data-driven trim of the reference region)."""
-    values = np.asarray(values, dtype=float)
-    if values.size < 10 or np.ptp(values) == 0:
-        return np.ones(values.size, dtype=bool)
-    kde = gaussian_kde(values)
-    grid = np.linspace(values.min(), values.max(), 512)
-    density = kde(grid)
-    peak = int(np.argmax(density))
-    half = density[peak] / 2
-    lo = peak
-    while lo > 0 and density[lo - 1] >= half:
-        lo -= 1
-    hi = peak
-    while hi < grid.size - 1 and density[hi + 1] >= half:
-        hi += 1
-    return (values >= grid[lo]) & (values <= grid[hi])
+    Inputs
+    ------
+    petref, pet_hmc, brain_mask, gm_prob (T1w grid), mni2t1w, pet2t1w.
 
-
-def late_mean_image(data: np.ndarray, timing: FrameTiming) -> np.ndarray:
-    """Duration-weighted mean of the frames whose mid-time lies in the second half of the scan
-    (``data``: x, y, z, frames), the image the reference region is trimmed on.
-
-    Late frames show what the trim is for: activity spilled in from tissue with receptors (or
-    reference labels lying on it) grows with time relative to the reference, while early frames
-    show blood flow, in which the reference and its neighbours look alike. An unweighted mean of
-    all frames is dominated by the many short early frames: on a 2 mm phantom trimming on it left
-    the occipital reference 2.6 % high in late frames, trimming on the late image 1.5 %."""
-    late = np.flatnonzero(timing.mid_s >= timing.end_s[-1] / 2)
-    return np.average(data[..., late], axis=-1, weights=timing.duration_s[late])
-
-
-def masks_in_pet_space(petref: str, pet_hmc: str, sidecar: str, t1w_brain: str,
-                       brain_mask: str, gm_prob: str, mni2t1w: list[str], pet2t1w: str,
-                       reference_region: str, out_dir: str) -> tuple[str, str, str, str]:
-    """Returns, on the PET grid: the atlas labels, the brain mask, the GM probability and the
-    reference-region mask."""
-    import json
-
-    import ants
-
-    out = Path(out_dir)
-    pet = ants.image_read(petref)
-    # antsApplyTransforms maps a PET point through the LAST transform first: PET -> T1w (the
-    # rigid, inverted), then T1w -> MNI (inverse warp, then the affine inverted).
-    to_pet = list(mni2t1w) + [pet2t1w]
-    invert = [True, False, True]
-    labels = ants.apply_transforms(pet, ants.image_read(str(atlas_path())), to_pet,
-                                   interpolator="nearestNeighbor", whichtoinvert=invert)
-    ref_mni = nib.Nifti1Image(reference_region_mni(reference_region).astype(np.float32),
-                              load_atlas().affine)
-    ref_mni_path = str(out / "reference_mni.nii.gz")
-    nib.save(ref_mni, ref_mni_path)
-    ref_pet = ants.apply_transforms(pet, ants.image_read(ref_mni_path), to_pet,
-                                    interpolator="linear", whichtoinvert=invert)
-    brain = ants.apply_transforms(pet, ants.image_read(brain_mask), [pet2t1w],
-                                  interpolator="linear", whichtoinvert=[True])
-    gm = ants.apply_transforms(pet, ants.image_read(gm_prob), [pet2t1w],
-                               interpolator="linear", whichtoinvert=[True])
-    labels_path = str(out / "atlas_space-pet.nii.gz")
-    ants.image_write(labels, labels_path)
-    brain_path = str(out / "brainmask_space-pet.nii.gz")
-    ants.image_write(pet.new_image_like((brain.numpy() > 0.5).astype(np.float32)), brain_path)
-    gm_path = str(out / "gm_space-pet.nii.gz")
-    ants.image_write(gm, gm_path)
-
-    candidate = (ref_pet.numpy() > 0.5) & (gm.numpy() > GM_THRESHOLD)
-    if candidate.sum() < 10:        # poor segmentation: fall back to the atlas region alone
-        candidate = ref_pet.numpy() > 0.5
-    data = np.asarray(nib.load(pet_hmc).dataobj, dtype=np.float64)
-    timing = FrameTiming.from_sidecar(json.loads(Path(sidecar).read_text()),
-                                      n_frames=data.shape[3])
-    keep = trim_by_mode(late_mean_image(data, timing)[candidate])
-    reference = np.zeros(candidate.shape, dtype=np.float32)
-    reference[tuple(np.argwhere(candidate)[keep].T)] = 1
-    ref_path = str(out / "reference_space-pet.nii.gz")
-    ants.image_write(pet.new_image_like(reference), ref_path)
-    return labels_path, brain_path, gm_path, ref_path
-
-
-def init_refregion_wf(*, reference_region: str, name: str = "refregion_wf"):
-    """Masks in PET space.
-
-    Inputs: ``petref``, ``pet_hmc``, ``sidecar``, ``t1w_brain``, ``brain_mask``, ``gm_prob``,
-    ``mni2t1w``, ``pet2t1w``. Outputs: ``atlas_pet``, ``brain_mask_pet``, ``gm_pet``,
-    ``reference_mask``.
+    Outputs
+    -------
+    atlas_pet, brain_mask_pet, gm_pet, reference_mask (PET grid).
     """
     workflow = pe.Workflow(name=name)
     workflow.__desc__ = (
         f"The reference region ({reference_region}) was defined in MNI space from the "
-        "Neuromorphometrics atlas with Magia's geometric restrictions, warped to PET space, "
-        "restricted to grey matter (probability > 0.5) and trimmed to the half-maximum window "
-        "around the mode of its PET values in the second half of the scan. ")
-    fields = ["petref", "pet_hmc", "sidecar", "t1w_brain", "brain_mask", "gm_prob", "mni2t1w",
-              "pet2t1w"]
+        "Neuromorphometrics atlas with Magia's geometric restrictions [@magia], warped to PET "
+        "space, restricted to grey matter (probability > 0.5) and trimmed to the half-maximum "
+        "window around the mode of its PET values in the second half of the scan. ")
+    fields = ["petref", "pet_hmc", "brain_mask", "gm_prob", "mni2t1w", "pet2t1w"]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")
-    outputnode = pe.Node(niu.IdentityInterface(
-        fields=["atlas_pet", "brain_mask_pet", "gm_pet", "reference_mask"]), name="outputnode")
-    node = pe.Node(niu.Function(function=_masks_node, output_names=[
-        "atlas_pet", "brain_mask_pet", "gm_pet", "reference_mask"]), name="masks", mem_gb=1)
+    outputnode = pe.Node(niu.IdentityInterface(fields=list(OUTPUTS)), name="outputnode")
+    node = pe.Node(niu.Function(function=_masks_node, output_names=list(OUTPUTS)), name="masks",
+                   mem_gb=1)
+    node.inputs.metadata = metadata
     node.inputs.reference_region = reference_region
     workflow.connect([
         (inputnode, node, [(f, f) for f in fields]),
-        (node, outputnode, [(f, f) for f in ("atlas_pet", "brain_mask_pet", "gm_pet",
-                                             "reference_mask")]),
+        (node, outputnode, [(f, f) for f in OUTPUTS]),
     ])
     return workflow
 
 
-def _masks_node(petref, pet_hmc, sidecar, t1w_brain, brain_mask, gm_prob, mni2t1w, pet2t1w,
+def _masks_node(petref, pet_hmc, metadata, brain_mask, gm_prob, mni2t1w, pet2t1w,
                 reference_region):
     import os
-    from workflows.refregion import masks_in_pet_space
-    return masks_in_pet_space(petref, pet_hmc, sidecar, t1w_brain, brain_mask, gm_prob,
-                              mni2t1w, pet2t1w, reference_region, os.getcwd())
+    from workflows.imaging.masks import masks_in_pet_space
+    return masks_in_pet_space(petref, pet_hmc, metadata, brain_mask, gm_prob, mni2t1w, pet2t1w,
+                              reference_region, os.getcwd())

@@ -1,9 +1,10 @@
-"""petbind-fit: voxelwise SRTM (basis-function method) on a dynamic PET image.
+"""petbind-fit: a voxelwise kinetic model on a dynamic PET image.
 
     petbind-fit PET.nii.gz --reference-mask MASK [--brain-mask MASK] [--sidecar PET.json]
                 [--model srtm-bfm] -o OUT_PREFIX
 
-writes <OUT_PREFIX>_model-SRTM_meas-{BPND,R1,k2}_mimap.nii.gz, each with a JSON sidecar.
+writes <OUT_PREFIX>_model-<label>_meas-<parameter>_mimap.nii.gz (e.g. model-SRTM_meas-BPND), each
+with a JSON sidecar.
 """
 
 from __future__ import annotations
@@ -15,18 +16,22 @@ from typing import Sequence
 import nibabel as nib
 import numpy as np
 
-from bids_app import __version__
-from bids_app.bids import read_sidecar
+from bids_app import __version__, names
+from bids_app.bids import read_metadata
+from bids_app.bids_io import write_json
 from bids_app.cli.common import Parser, add_kinetic_options, run_cli, theta3_range
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, PetbindError
-from bids_app.tracers import canonical_tracer_name, TRACERS
-from workflows.kinetics.frames import FrameTiming
+from bids_app.tracers import TRACERS, canonical_tracer_name
+from workflows.imaging.voxelwise import (EmptyReferenceError, fit_image, fit_info,
+                                         map_description, save_map)
+from workflows.kinetics.model import ModelSettings
+from workflows.kinetics.models import get_model, voxelwise_models
 from workflows.kinetics.weights import WEIGHT_SCHEMES
-from workflows.voxelwise import EmptyReferenceError, fit_image, write_maps
+
 
 def build_parser() -> Parser:
-    p = Parser(prog="petbind-fit", description="Voxelwise SRTM by basis functions on a 4D PET "
-               "image with a BIDS sidecar (FrameTimesStart, FrameDuration in seconds).")
+    p = Parser(prog="petbind-fit", description="A voxelwise kinetic model on a 4D PET image "
+               "with a BIDS sidecar (FrameTimesStart, FrameDuration in seconds).")
     p.add_argument("pet", type=Path, metavar="PET.nii.gz")
     p.add_argument("--reference-mask", required=True, type=Path, metavar="MASK")
     p.add_argument("--brain-mask", type=Path, metavar="MASK",
@@ -34,7 +39,8 @@ def build_parser() -> Parser:
                    "the 99th percentile)")
     p.add_argument("--sidecar", type=Path, metavar="PET.json",
                    help="BIDS PET sidecar (default: the image's name with .json)")
-    p.add_argument("--model", choices=["srtm-bfm"], default="srtm-bfm")
+    p.add_argument("--model", choices=voxelwise_models(), default="srtm-bfm",
+                   help="voxelwise model (default srtm-bfm)")
     p.add_argument("--weights", choices=WEIGHT_SCHEMES, default="counts",
                    help="frame weights from the brain TAC (default: counts, as Magia)")
     add_kinetic_options(p)
@@ -71,18 +77,19 @@ def load_mask(path: Path, pet: nib.Nifti1Image, what: str) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    model = get_model(args.model)
     pet = load_image(args.pet, "PET image")
     if pet.ndim != 4 or pet.shape[3] < 4:
         raise PetbindError(f"{args.pet}: PET must be 4D with at least 4 frames, got shape "
                            f"{pet.shape}", EX_DATAERR)
-    sidecar_path = args.sidecar or args.pet.with_name(
-        args.pet.name.removesuffix(".gz").removesuffix(".nii") + ".json")
-    sidecar = read_sidecar(sidecar_path)
-    FrameTiming.from_sidecar(sidecar, n_frames=pet.shape[3])  # timing errors before any work
-    if not args.tracer and not args.theta3_range and sidecar.get("TracerName"):
-        if canonical_tracer_name(sidecar["TracerName"]) in TRACERS:
-            args.tracer = sidecar["TracerName"]
-    k2a_range, range_source = theta3_range(args)
+    sidecar_path = args.sidecar or names.sidecar(args.pet)
+    metadata = read_metadata(sidecar_path, n_frames=pet.shape[3])  # errors before any work
+    if not args.tracer and not args.theta3_range and metadata.tracer_name:
+        if canonical_tracer_name(metadata.tracer_name) in TRACERS:
+            args.tracer = metadata.tracer_name
+    k2a_range, range_source = (theta3_range(args) if "theta3_range_per_min" in model.needs
+                               else (None, None))
+    settings = ModelSettings(theta3_range_per_min=k2a_range, n_bases=args.n_bases)
 
     data = np.asarray(pet.dataobj, dtype=np.float32)
     reference_mask = load_mask(args.reference_mask, pet, "reference mask")
@@ -92,25 +99,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         mean = data.mean(axis=3)
         brain = mean > 0.1 * np.percentile(mean[mean > 0], 99) if np.any(mean > 0) else mean > 0
     try:
-        fit = fit_image(data, sidecar, reference_mask, brain, k2a_range, args.n_bases,
-                        args.weights)
+        fitted = fit_image(data, metadata, reference_mask, brain, model, settings, args.weights)
     except EmptyReferenceError:
         raise PetbindError(f"{args.reference_mask}: the reference TAC is zero in every frame; "
                            "check that the mask lies on the brain", EX_DATAERR) from None
-    info = {
-        "Model": "SRTM", "ModelMethod": "basis functions (Gunn et al. 1997), exact "
-        "frame-integrated convolution, weighted least squares",
-        "Theta3RangePerMin": list(k2a_range), "Theta3RangeSource": range_source,
-        "NumberOfBases": args.n_bases, "Theta3Spacing": "log", "Weights": args.weights,
-        "FrameWeights": [round(float(w), 6) for w in fit.weights],
-        "ReferenceRegion": str(args.reference_mask), "NumberOfVoxels": int(brain.sum()),
-        "FractionOfVoxelsOnTheta3Bound": float(fit.result.on_bound.mean()),
-        "Sources": [str(args.pet), str(sidecar_path), str(args.reference_mask)]
-        + ([str(args.brain_mask)] if args.brain_mask else []),
-        "SoftwareName": "petbind", "SoftwareVersion": __version__,
-    }
+    info = {"Model": model.label, "ModelMethod": model.title,
+            **fit_info(fitted, model, settings, args.weights),
+            "ReferenceRegion": str(args.reference_mask),
+            "Sources": [str(args.pet), str(sidecar_path), str(args.reference_mask)]
+            + ([str(args.brain_mask)] if args.brain_mask else []),
+            "SoftwareName": "petbind", "SoftwareVersion": __version__}
+    if range_source:
+        info["Theta3RangeSource"] = range_source
     try:
-        write_maps(fit, pet.affine, str(args.output_prefix), info)
+        for meas in model.maps:
+            path = Path(f"{args.output_prefix}_" + names.filename("mimap", ".nii.gz",
+                                                                  model=model.label, meas=meas))
+            save_map(fitted.volume(meas), pet.affine, path)
+            write_json(names.sidecar(path), {**info, **map_description(meas)})
     except OSError as err:
         raise PetbindError(f"{err.filename}: cannot write ({err.strerror}); choose a writable "
                            "-o prefix", EX_CANTCREAT) from None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bids_app import __version__
 from bids_app.cli.common import Parser
+from workflows.kinetics.models import voxelwise_models
 
 
 def build_parser() -> Parser:
@@ -15,6 +16,17 @@ def build_parser() -> Parser:
     p.add_argument("output_dir", type=Path, help="where derivatives go (not inside bids_dir)")
     p.add_argument("analysis_level", choices=["participant", "group"])
     p.add_argument("--version", action="version", version=f"petbind {__version__}")
+    _add_selection(p)
+    _add_resources(p)
+    _add_processing(p)
+    _add_group_options(p)
+    out = p.add_argument_group("messages")
+    out.add_argument("-v", "--verbose", action="count", default=0)
+    out.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def _add_selection(p: Parser) -> None:
     sel = p.add_argument_group("selecting data")
     sel.add_argument("--participant-label", "--participant_label", nargs="+", default=[],
                      metavar="LABEL", help="participants to process, with or without 'sub-'")
@@ -26,6 +38,9 @@ def build_parser() -> Parser:
                      help="JSON with pybids filters for 'pet' and 't1w' queries")
     sel.add_argument("--skip-bids-validation", action="store_true",
                      help="do not run bids-validator-deno on the input")
+
+
+def _add_resources(p: Parser) -> None:
     perf = p.add_argument_group("resources")
     perf.add_argument("--nprocs", "--n-cpus", type=int, default=1,
                       help="processes nipype may run at once (default 1)")
@@ -41,6 +56,9 @@ def build_parser() -> Parser:
     perf.add_argument("--plugin-args", default="{}", metavar="JSON",
                       help="plugin arguments as JSON, e.g. '{\"sbatch_args\": \"-t 2:00:00\"}'")
     perf.add_argument("--stop-on-first-crash", action="store_true")
+
+
+def _add_processing(p: Parser) -> None:
     opts = p.add_argument_group("processing")
     opts.add_argument("--config-file", type=Path, metavar="FILE",
                       help="JSON: tracers (reference_region, theta3_range, radionuclide), "
@@ -52,11 +70,19 @@ def build_parser() -> Parser:
                       "geometric transfer matrix (GTM) with a Gaussian PSF of this FWHM, the "
                       "scanner's resolution (e.g. 2.5 for the HRRT), and fit them: "
                       "_pvc-GTM_tacs.tsv, _pvc-GTM_model-SRTM_kinpar.tsv (default: no PVC)")
+    opts.add_argument("--model", nargs="+", default=["srtm-bfm"], metavar="MODEL",
+                      choices=voxelwise_models(),
+                      help="voxelwise kinetic models: at the participant level the models to "
+                      "fit (several allowed), at the group level the one whose BPND maps are "
+                      f"analysed; one of {', '.join(voxelwise_models())} (default srtm-bfm)")
     opts.add_argument("--seed", type=int, default=0, help="seed of randomised steps")
     opts.add_argument("--skull-strip-t1w", choices=["auto", "force", "skip"], default="auto",
                       help="brain extraction of the T1w: force runs ROBEX, skip takes the T1w as "
                       "brain-extracted already, auto (default) skips only when the image "
                       "background is exactly zero")
+
+
+def _add_group_options(p: Parser) -> None:
     grp = p.add_argument_group("group level")
     grp.add_argument("--group-column", help="participants.tsv column of the groups (default: "
                      "the single column participants.json describes with Levels, sex aside)")
@@ -84,7 +110,3 @@ def build_parser() -> Parser:
                      "and per hemisphere), or a label image in MNI152NLin2009cAsym (.nii[.gz]) "
                      "with a TSV of 'index' and 'name' beside it (same name, .tsv): every "
                      "label becomes a region")
-    out = p.add_argument_group("messages")
-    out.add_argument("-v", "--verbose", action="count", default=0)
-    out.add_argument("-q", "--quiet", action="store_true")
-    return p

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Sequence
 
 from bids_app.cli.common import run_cli
 from bids_app.cli.parser import build_parser
-from bids_app.config import Settings, read_config_file
+from bids_app.config import Config, GroupConfig, ParticipantConfig, RunConfig, read_config_file
 from bids_app.errors import (EX_CANTCREAT, EX_DATAERR, EX_FAILURE, EX_NOINPUT, EX_USAGE,
                              PetbindError)
 
@@ -22,7 +23,9 @@ def inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
 
-def settings_from_args(args) -> Settings:
+def run_config_from_args(args) -> RunConfig:
+    """Folders, selection and resources, checked: the output and work folders outside the input
+    dataset (its derivatives/ folder allowed for the output)."""
     bids_dir = args.bids_dir.resolve()
     output_dir = args.output_dir.resolve()
     # BIDS sets bids_dir/derivatives/ aside for derivatives; anywhere else inside is refused
@@ -51,24 +54,37 @@ def settings_from_args(args) -> Settings:
     except json.JSONDecodeError:
         raise PetbindError("--plugin-args must be JSON, e.g. '{\"n_procs\": 4}'",
                            EX_USAGE) from None
-    if args.pvc_psf_fwhm is not None and not 0 < args.pvc_psf_fwhm <= 20:
-        raise PetbindError(f"--pvc-psf-fwhm {args.pvc_psf_fwhm:g}: give the scanner's "
-                           "resolution in mm (0 < FWHM <= 20)", EX_USAGE)
-    config = read_config_file(args.config_file) if args.config_file else {}
-    settings = Settings(
+    return RunConfig(
         bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
         analysis_level=args.analysis_level, participant_labels=args.participant_label,
         session_labels=args.session_label, tracers=args.tracer, bids_filters=filters,
         nprocs=max(1, args.nprocs), omp_nthreads=max(1, args.omp_nthreads), mem_gb=args.mem,
-        skip_bids_validation=args.skip_bids_validation, skull_strip_t1w=args.skull_strip_t1w,
+        skip_bids_validation=args.skip_bids_validation,
         stop_on_first_crash=args.stop_on_first_crash, plugin=args.plugin,
-        plugin_args=plugin_args, seed=args.seed,
+        plugin_args=plugin_args, verbosity=-1 if args.quiet else args.verbose)
+
+
+def config_from_args(args) -> Config:
+    """The whole configuration of a run, validated before any work."""
+    run = run_config_from_args(args)
+    extra = read_config_file(args.config_file) if args.config_file else {}
+    if args.analysis_level == "group" and len(args.model) != 1:
+        raise PetbindError("--model: the group level analyses the maps of one model",
+                           EX_USAGE)
+    participant = ParticipantConfig(
+        models=args.model, seed=args.seed, skull_strip_t1w=args.skull_strip_t1w,
         smoothing_fwhm_mm=args.smoothing_fwhm if args.smoothing_fwhm is not None else
-        float(config.get("smoothing_fwhm", 8.0)),
-        n_bases=int(config.get("n_bases", 300)), pvc_psf_fwhm_mm=args.pvc_psf_fwhm,
-        verbosity=-1 if args.quiet else args.verbose,
-        tracer_overrides={k.lower(): v for k, v in config.get("tracers", {}).items()})
-    return settings
+        float(extra.get("smoothing_fwhm", 8.0)),
+        n_bases=int(extra.get("n_bases", 300)), pvc_psf_fwhm_mm=args.pvc_psf_fwhm,
+        tracer_overrides=extra.get("tracers", {}))
+    group = GroupConfig(
+        group_column=args.group_column, reference_group=args.reference_group,
+        covariates=args.covariates, smoothing=args.smoothing,
+        cluster_threshold=args.cluster_threshold, fdr_q=args.fdr_q,
+        n_permutations=args.n_permutations, voxel_fdr=args.voxel_fdr, tfce=args.tfce,
+        roi_atlas=args.roi_atlas, model=args.model[0], seed=args.seed,
+        mni_voxel_mm=participant.mni_voxel_mm)
+    return Config(run, participant, group)
 
 
 def set_threads(n: int) -> None:
@@ -78,133 +94,156 @@ def set_threads(n: int) -> None:
     os.environ.setdefault("NIPYPE_NO_ET", "1")
 
 
-def say(settings: Settings, message: str, level: int = 0) -> None:
-    if settings.verbosity >= level:
+def say(config: Config, message: str, level: int = 0) -> None:
+    if config.run.verbosity >= level:
         print(f"petbind: {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = settings_from_args(args)
-    set_threads(settings.omp_nthreads)
+    config = config_from_args(args)
+    set_threads(config.run.omp_nthreads)
     if args.analysis_level == "group":
         from bids_app.group import run_group
-        return run_group(settings, args)
-    return run_participant(settings)
+        return run_group(config)
+    return run_participant(config)
 
 
-def run_participant(settings: Settings) -> int:
+def run_participant(config: Config) -> int:
     from bids_app.bids import check_dataset, check_scan, find_scans, validate_or_fail
+    from bids_app.bids_io import write_json, write_text
+    from bids_app.boilerplate import write_citation
     from bids_app.derivatives import init_output_dataset
+    from bids_app.participant import init_petbind_wf
 
-    check_dataset(settings.bids_dir)
-    if not settings.skip_bids_validation:
-        say(settings, "validating the input with bids-validator-deno")
-        validate_or_fail(settings.bids_dir)
-    scans = find_scans(settings)
+    run = config.run
+    check_dataset(run.bids_dir)
+    if not run.skip_bids_validation:
+        say(config, "validating the input with bids-validator-deno")
+        validate_or_fail(run.bids_dir)
+    scans = find_scans(run)
     for scan in scans:
-        check_scan(scan, settings)
-    say(settings, f"{len(scans)} scan(s) to process: " + ", ".join(s.name for s in scans))
+        check_scan(scan, config.participant)
+    say(config, f"{len(scans)} scan(s) to process: " + ", ".join(s.name for s in scans))
+    logs = run.output_dir / "logs"
     try:
-        settings.output_dir.mkdir(parents=True, exist_ok=True)
-        settings.work_dir.mkdir(parents=True, exist_ok=True)
-        init_output_dataset(settings.output_dir, settings.bids_dir)
-        (settings.work_dir / "petbind_config.json").write_text(settings.to_json())
+        for folder in (run.output_dir, run.work_dir, logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        init_output_dataset(run.output_dir, run.bids_dir)
+        write_text(run.work_dir / "petbind_config.json", config.to_json())
+        write_json(logs / "participant_settings.json", config.participant.record())
     except OSError as err:
         raise PetbindError(f"{err.filename}: cannot write ({err.strerror}); choose a writable "
                            "output/work directory", EX_CANTCREAT) from None
-    return execute(settings, scans)
+    # nipype copies its configuration into every workflow when it is made: configure first
+    configure_nipype(config, logs)
+    workflow, methods = init_petbind_wf(scans, config)
+    write_citation(logs, "Methods: petbind participant level", merge_methods(methods))
+    return execute(config, scans, workflow)
 
 
-def configure_nipype(settings: Settings, crash_dir: Path) -> None:
-    from nipype import config, logging as nlogging
+def merge_methods(methods: dict[str, list[str]]) -> list[str]:
+    """One methods text for the tracers of a run: each paragraph once, in order."""
+    return list(dict.fromkeys(p for paragraphs in methods.values() for p in paragraphs))
 
-    config.update_config({
+
+def configure_nipype(config: Config, crash_dir: Path) -> None:
+    from nipype import config as nipype_config, logging as nlogging
+
+    nipype_config.update_config({
         "execution": {"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
-                      "stop_on_first_crash": settings.stop_on_first_crash,
+                      "stop_on_first_crash": config.run.stop_on_first_crash,
                       "remove_unnecessary_outputs": False, "hash_method": "content",
                       "check_version": False},
         "monitoring": {"enabled": False}})
-    config.update_config({"logging": {"workflow_level": "INFO", "interface_level": "WARNING"}})
-    nlogging.update_logging(config)
+    nipype_config.update_config({"logging": {"workflow_level": "INFO",
+                                             "interface_level": "WARNING"}})
+    nlogging.update_logging(nipype_config)
     # nipype's own console handler shows INFO only with -v; our progress handler counts nodes
-    console = logging.INFO if settings.verbosity >= 1 else logging.WARNING
+    console = logging.INFO if config.run.verbosity >= 1 else logging.WARNING
     for handler in logging.getLogger("nipype").handlers:
         handler.setLevel(console)
 
 
-def execute(settings: Settings, scans) -> int:
-    from workflows.base import init_petbind_wf
-
-    crash_dir = settings.output_dir / "logs"
-    crash_dir.mkdir(parents=True, exist_ok=True)
-    configure_nipype(settings, crash_dir)
+def execute(config: Config, scans, workflow) -> int:
+    """Run the graph (nipype configured by :func:`configure_nipype` before it was made) and
+    summarise which scans succeeded."""
+    run = config.run
+    crash_dir = run.output_dir / "logs"
     before = set(crash_dir.glob("crash-*"))
-    # one folder of the work dir per petbind version: a work dir reused after an upgrade must
-    # not hand back results computed by the old code (nipype hashes node inputs, not the code)
-    workflow = init_petbind_wf(scans, settings, name=workflow_name())
-    plugin_args = dict(settings.plugin_args)
-    if settings.plugin == "MultiProc":
-        plugin_args.setdefault("n_procs", settings.nprocs)
-        if settings.mem_gb:
-            plugin_args.setdefault("memory_gb", settings.mem_gb)
+    plugin_args = dict(run.plugin_args)
+    if run.plugin == "MultiProc":
+        plugin_args.setdefault("n_procs", run.nprocs)
+        if run.mem_gb:
+            plugin_args.setdefault("memory_gb", run.mem_gb)
     n_nodes = len(workflow._get_all_nodes())
-    say(settings, f"running {n_nodes} nodes with the {settings.plugin} plugin; work dir "
-        f"{settings.work_dir}")
+    say(config, f"running {n_nodes} nodes with the {run.plugin} plugin; work dir "
+        f"{run.work_dir}")
     start = time.time()
     failed_run = None
-    if settings.verbosity >= 0 and not settings.plugin.endswith("Graph"):
-        plugin_args["status_callback"] = Progress(n_nodes, settings)
+    if run.verbosity >= 0 and not run.plugin.endswith("Graph"):
+        plugin_args["status_callback"] = Progress(n_nodes, config, workflow.name)
     try:
-        workflow.run(plugin=settings.plugin, plugin_args=plugin_args)
+        workflow.run(plugin=run.plugin, plugin_args=plugin_args)
     except Exception as err:  # nipype raises RuntimeError when nodes crashed
         failed_run = err
     crashes = sorted(set(crash_dir.glob("crash-*")) - before)
-    return summarise(settings, scans, crashes, failed_run, time.time() - start)
-
-
-def workflow_name() -> str:
-    from bids_app import __version__
-    return "petbind_" + "".join(c if c.isalnum() else "_" for c in __version__) + "_wf"
+    return summarise(config, scans, crashes, failed_run, time.time() - start)
 
 
 class Progress:
     """nipype's status callback: called in the scheduling process (whatever the plugin's
     workers are) when a node starts, ends or fails, so the count is the whole graph's."""
 
-    def __init__(self, total: int, settings: Settings) -> None:
-        self.total, self.done, self.settings = total, 0, settings
+    def __init__(self, total: int, config: Config, graph: str) -> None:
+        self.total, self.done, self.config, self.graph = total, 0, config, graph
 
     def __call__(self, node, status: str) -> None:
-        name = node.fullname.removeprefix(workflow_name() + ".")
+        name = node.fullname.removeprefix(self.graph + ".")
         if status == "end":
             self.done += 1
-            say(self.settings, f"[{self.done}/{self.total}] done: {name}")
+            say(self.config, f"[{self.done}/{self.total}] done: {name}")
         elif status == "start":
-            say(self.settings, f"running: {name}")
+            say(self.config, f"running: {name}")
         elif status == "exception":
-            say(self.settings, f"failed: {name} (crash file in the logs folder)")
+            say(self.config, f"failed: {name} (crash file in the logs folder)")
 
 
-def summarise(settings: Settings, scans, crashes, failed_run, seconds: float) -> int:
-    from bids_app.derivatives import scan_dir
+def crash_concerns(crash: Path, scan) -> bool:
+    """Whether a nipype crash file is about this scan or its subject's anatomy: the node's path
+    in the file (crash files are named after the node alone) holds the scan's or the subject's
+    node name."""
+    try:
+        head = crash.read_text(errors="replace")[:4000]
+    except OSError:
+        return False
+    names = [re.escape(scan.ident), re.escape(f"sub{scan.subject}")]
+    return bool(re.search(rf"(?<![A-Za-z0-9])({'|'.join(names)})(?![A-Za-z0-9])", head))
 
+
+def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int:
+    from bids_app import names
+    from workflows.kinetics.models import get_model
+
+    out_dir = config.run.output_dir
+    label = get_model(config.participant.models[0]).label
     ok, bad = [], []
     for scan in scans:
-        out = scan_dir(settings.output_dir, scan.subject, scan.session, "pet")
-        done = (out / f"{scan.name}_space-MNI152NLin2009cAsym_model-SRTM_meas-BPND_mimap"
-                ".nii.gz").exists() and (settings.output_dir / f"{scan.name}.html").exists()
-        mine = [c for c in crashes if scan.ident in c.name or f"sub{scan.subject}" in c.name]
+        bpnd = names.scan_file(out_dir, scan.entities, "mimap", ".nii.gz",
+                               space=names.TEMPLATE_SPACE, model=label, meas="BPND")
+        done = bpnd.exists() and (out_dir / names.report_name(scan.entities)).exists()
+        mine = [c for c in crashes if crash_concerns(c, scan)]
         (bad if (not done or (mine and failed_run)) else ok).append((scan, mine))
-    say(settings, f"finished in {seconds / 60:.1f} min: {len(ok)} scan(s) succeeded, "
+    say(config, f"finished in {seconds / 60:.1f} min: {len(ok)} scan(s) succeeded, "
         f"{len(bad)} failed", level=-1 if bad else 0)
     for scan, _ in ok:
-        say(settings, f"  ok      {scan.name} (report: {settings.output_dir / (scan.name + '.html')})")
+        say(config, f"  ok      {scan.name} (report: "
+            f"{out_dir / names.report_name(scan.entities)})")
     for scan, mine in bad:
-        where = ", ".join(str(c) for c in mine) or f"see {settings.output_dir / 'logs'}"
-        say(settings, f"  FAILED  {scan.name} (crash file: {where})", level=-1)
+        where = ", ".join(str(c) for c in mine) or f"see {out_dir / 'logs'}"
+        say(config, f"  FAILED  {scan.name} (crash file: {where})", level=-1)
     if failed_run is not None and not bad:
-        say(settings, f"  nipype reported: {failed_run}", level=-1)
+        say(config, f"  nipype reported: {failed_run}", level=-1)
         return EX_FAILURE
     return EX_FAILURE if bad else 0
 

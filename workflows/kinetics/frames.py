@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -103,22 +102,6 @@ class FrameTiming:
                 "milliseconds; BIDS wants FrameTimesStart and FrameDuration in seconds")
 
     @classmethod
-    def from_sidecar(cls, sidecar: Mapping[str, Any], n_frames: int | None = None) -> "FrameTiming":
-        """Read FrameTimesStart and FrameDuration (seconds) from a BIDS PET sidecar; check they
-        agree with ``n_frames`` (the image's 4th dimension) when given."""
-        for key in ("FrameTimesStart", "FrameDuration"):
-            if key not in sidecar:
-                raise TimingError(f"sidecar has no {key}; add it (a list of seconds, one per frame)")
-        start = np.atleast_1d(np.asarray(sidecar["FrameTimesStart"], dtype=np.float64))
-        duration = np.atleast_1d(np.asarray(sidecar["FrameDuration"], dtype=np.float64))
-        timing = cls(start, duration)
-        if n_frames is not None and timing.n_frames != n_frames:
-            raise TimingError(
-                f"the image has {n_frames} frames but the sidecar lists {timing.n_frames}; "
-                "FrameTimesStart/FrameDuration must have one entry per frame")
-        return timing
-
-    @classmethod
     def from_minutes(cls, start_min: ArrayLike, duration_min: ArrayLike) -> "FrameTiming":
         """Build from starts and durations given in minutes."""
         return cls(np.asarray(start_min, float) * 60.0, np.asarray(duration_min, float) * 60.0)
@@ -186,29 +169,6 @@ def decay_uncorrect(values: ArrayLike, timing: FrameTiming, radionuclide: str,
     """Undo decay correction to ``reference_time_s`` (last axis = frames)."""
     return np.asarray(values, dtype=np.float64) / decay_factors(timing, radionuclide,
                                                                 reference_time_s)
-
-
-def to_decay_corrected(values: ArrayLike, timing: FrameTiming, sidecar: Mapping[str, Any],
-                       reference_time_s: float = 0.0) -> NDArray[np.float64]:
-    """Return frame values decay-corrected to ``reference_time_s`` whatever the sidecar says
-    about their state (ImageDecayCorrected, ImageDecayCorrectionTime, TracerRadionuclide)."""
-    values = np.asarray(values, dtype=np.float64)
-    corrected = sidecar.get("ImageDecayCorrected")
-    if corrected is None:
-        raise TimingError("sidecar has no ImageDecayCorrected; add true or false")
-    nuclide = sidecar.get("TracerRadionuclide")
-    if nuclide is None:
-        raise TimingError("sidecar has no TracerRadionuclide (e.g. \"C11\"); add it")
-    if corrected:
-        if "ImageDecayCorrectionTime" not in sidecar:
-            raise TimingError("sidecar says ImageDecayCorrected but has no "
-                              "ImageDecayCorrectionTime (seconds from TimeZero); add it")
-        t_sidecar = float(sidecar["ImageDecayCorrectionTime"])
-        if t_sidecar == reference_time_s:
-            return values
-        lam = decay_constant_per_s(nuclide)
-        return values * math.exp(lam * (t_sidecar - reference_time_s))
-    return decay_correct(values, timing, nuclide, reference_time_s)
 
 
 # Frame protocols of the seed study, as blocks of (count, duration in seconds).

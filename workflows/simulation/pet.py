@@ -14,11 +14,11 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from workflows.atlas import Grid
+from workflows.imaging.atlas import Grid
 from workflows.kinetics.compartments import FengInput, TissueParameters, simulate_frames
 from workflows.kinetics.frames import FrameTiming, decay_factors
-from workflows.simulation.anatomy import rotation_matrix
-from workflows.resolution import FWHM_TO_SIGMA, linear_interpolation_variance_mm2
+from workflows.imaging.geometry import rotation_matrix
+from workflows.imaging.resolution import FWHM_TO_SIGMA, linear_interpolation_variance_mm2
 from workflows.simulation.receptors import TISSUE_CLASSES, TISSUE_R1
 
 BPND_STEP = 0.02

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from workflows.atlas import (BRAINSTEM_LABELS, CSF_LABELS, WHITE_MATTER_LABELS, canonical_region,
-                             is_cortical_label, region_labels, REGION_GROUPS)
-from workflows.resolution import smooth_fwhm
+from workflows.imaging.atlas import (BRAINSTEM_LABELS, CSF_LABELS, REGION_GROUPS,
+                                     WHITE_MATTER_LABELS, canonical_region, is_cortical_label,
+                                     region_labels)
+from workflows.imaging.resolution import smooth_fwhm
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from nibabel.affines import voxel_sizes
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from workflows.imaging.geometry import rotation_matrix
+
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 FINE_VOXEL_MM = 1.5
 
@@ -47,8 +49,6 @@ def realignment_variance_mm2(motion: NDArray[np.float64], affine: NDArray[np.flo
     :func:`linear_interpolation_variance_mm2`). ``motion``: (frames, 6) translations (mm) and
     rotations (rad, R = Rz Ry Rx) of the head's pose in each frame relative to the reference,
     RAS, as in ``_motion.tsv``; ``affine``: the PET grid's voxel -> RAS mm."""
-    from workflows.simulation.anatomy import rotation_matrix
-
     to_voxel = np.linalg.inv(affine)
     world = affine[:3, :3] @ voxels + affine[:3, 3:4]
     voxel_mm = voxel_sizes(affine)

@@ -22,8 +22,12 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from numpy.typing import ArrayLike, NDArray
 
-from .convolution import convolve_exponentials
-from .frames import FrameTiming
+from ..convolution import convolve_exponentials
+from ..frames import FrameTiming
+from ..model import Fit, ModelSettings
+
+
+METHOD = "SRTM-BFM"
 
 
 @dataclass(frozen=True)
@@ -75,18 +79,6 @@ def make_basis_set(timing: FrameTiming, reference_tac: ArrayLike, weights: Array
     return BasisSet(theta, ref, basis, sqrt_w, q1, r11, u / r22[:, None], r12, r22)
 
 
-@dataclass(frozen=True)
-class SRTMResult:
-    """Per-voxel SRTM estimates (1-D arrays of n_voxels)."""
-
-    bpnd: NDArray[np.float64]
-    r1: NDArray[np.float64]
-    k2_per_min: NDArray[np.float64]
-    k2a_per_min: NDArray[np.float64]
-    wrss: NDArray[np.float64]
-    on_bound: NDArray[np.bool_]           # best theta3 is the lowest or highest basis
-
-
 def usable_cpus() -> int:
     """CPUs this process may run on (affinity-aware, e.g. under SLURM or a container)."""
     try:
@@ -96,18 +88,18 @@ def usable_cpus() -> int:
 
 
 def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet, chunk_voxels: int = 8192,
-                 n_threads: int | None = None) -> SRTMResult:
-    """Fit SRTM to ``tacs`` of shape (n_voxels, n_frames) (or (n_frames,) for one TAC).
+                 n_threads: int | None = None) -> Fit:
+    """Fit SRTM to ``tacs`` of shape (n_voxels, n_frames) (or (n_frames,): one TAC).
 
-    Voxels are processed in chunks of ``chunk_voxels`` (about n_bases x chunk_voxels x 8 bytes of
-    temporaries each, small enough to stay in cache) on ``n_threads`` threads (default: the
-    usable CPUs), each with single-threaded BLAS. Float32 input is converted to float64 chunk
-    by chunk; all arithmetic is float64.
+    Returns BPND, R1, k2 and k2a (1/min) per TAC; ``on_bound`` where the best theta3 is the
+    lowest or highest basis. Voxels are processed in chunks of ``chunk_voxels`` (about
+    n_bases x chunk_voxels x 8 bytes of temporaries each, small enough to stay in cache) on
+    ``n_threads`` threads (default: the usable CPUs), each with single-threaded BLAS. Float32
+    input is converted to float64 chunk by chunk; all arithmetic is float64.
     """
     y_all = np.asarray(tacs)
     if not np.issubdtype(y_all.dtype, np.floating):
         y_all = y_all.astype(np.float64)
-    single = y_all.ndim == 1
     y_all = np.atleast_2d(y_all)
     n_vox, n_frames = y_all.shape
     if n_frames != basis_set.reference.size:
@@ -152,27 +144,56 @@ def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet, chunk_voxels: int = 8192,
             with ThreadPoolExecutor(workers) as pool:
                 for _ in pool.map(fit_chunk, starts):
                     pass
-    result = SRTMResult(out["bpnd"], out["r1"], out["k2"], out["k2a"], out["wrss"], on_bound)
-    if single:
-        return SRTMResult(*(np.asarray(v[0]) for v in (result.bpnd, result.r1, result.k2_per_min,
-                                                        result.k2a_per_min, result.wrss,
-                                                        result.on_bound)))
-    return result
+    n = np.full(n_vox, n_frames, dtype=np.int64)
+    return Fit(METHOD, {"BPND": out["bpnd"], "R1": out["r1"], "k2": out["k2"],
+                        "k2a": out["k2a"]}, {}, out["wrss"], n, on_bound)
 
 
-def srtm_bfm_tac(timing: FrameTiming, reference_tac: ArrayLike, tacs: ArrayLike,
-                 weights: ArrayLike, theta3_range_per_min: tuple[float, float] = (0.06, 0.6),
-                 n_bases: int = 300) -> SRTMResult:
-    """Convenience: build the basis set and fit ``tacs`` (n_voxels, n_frames) in one call."""
-    basis_set = make_basis_set(timing, reference_tac, weights, theta3_range_per_min, n_bases)
-    return fit_srtm_bfm(tacs, basis_set)
+class SRTMBasisFunctions:
+    """SRTM by basis functions: regional and voxelwise, one matrix product per chunk."""
+
+    name = "srtm-bfm"
+    label = "SRTM"
+    method = METHOD
+    title = ("basis functions (Gunn et al. 1997), exact frame-integrated convolution, weighted "
+             "least squares")
+    parameters = ("BPND", "R1", "k2", "k2a")
+    maps = ("BPND", "R1", "k2")
+    needs = ("theta3_range_per_min", "n_bases")
+    voxelwise = True
+
+    def fit_voxelwise(self, timing: FrameTiming, reference_tac: ArrayLike, tacs: ArrayLike,
+                      weights: ArrayLike, settings: ModelSettings) -> Fit:
+        if settings.theta3_range_per_min is None:
+            raise ValueError("the basis-function method needs a theta3 range")
+        return fit_srtm_bfm(tacs, make_basis_set(timing, reference_tac, weights,
+                                                 settings.theta3_range_per_min,
+                                                 settings.n_bases))
+
+    def fit_regional(self, timing: FrameTiming, reference_tac: ArrayLike, tacs: ArrayLike,
+                     weights: ArrayLike, settings: ModelSettings) -> Fit:
+        fit = self.fit_voxelwise(timing, reference_tac, tacs, weights, settings)
+        fit.warnings = [["best theta3 on the edge of the range"] if b else []
+                        for b in fit.on_bound]
+        return fit
+
+    def fitted(self, timing: FrameTiming, reference_tac: ArrayLike,
+               values: dict[str, float]) -> NDArray[np.float64]:
+        from .srtm import srtm_model
+        return srtm_model(timing, reference_tac, values["R1"], values["k2"], values["BPND"])
+
+    def describe(self, settings: ModelSettings) -> dict:
+        return {"Theta3RangePerMin": list(settings.theta3_range_per_min or ()),
+                "NumberOfBases": settings.n_bases, "Theta3Spacing": "log"}
+
+    def methods(self, settings: ModelSettings) -> str:
+        lo, hi = settings.theta3_range_per_min or (float("nan"), float("nan"))
+        return (f"the basis-function method of SRTM [@srtm; @bfm], with {settings.n_bases} "
+                f"log-spaced bases of theta3 {lo:.3f}-{hi:.3f} /min on decay-corrected data "
+                "and exact frame-integrated convolution")
+
+    def describe_fit(self, fit: Fit) -> dict:
+        return {"FractionOfVoxelsOnTheta3Bound": float(fit.on_bound.mean())}
 
 
-def srtm_model(timing: FrameTiming, reference_tac: ArrayLike, r1: float, k2_per_min: float,
-               bpnd: float) -> NDArray[np.float64]:
-    """Frame means of the SRTM target curve for given parameters (the model, for plots and
-    nonlinear fits)."""
-    ref = np.asarray(reference_tac, dtype=np.float64)
-    k2a = k2_per_min / (1.0 + bpnd)
-    conv = convolve_exponentials(timing, ref, [k2a])[0]
-    return r1 * ref + (k2_per_min - r1 * k2a) * conv
+MODEL = SRTMBasisFunctions()

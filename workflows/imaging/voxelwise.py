@@ -1,0 +1,102 @@
+"""Voxelwise kinetic models in PET space: every voxel of the brain mask fitted at once by a
+model of the family that has a voxelwise fit (:mod:`workflows.kinetics.models`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from workflows.kinetics.metadata import PETMetadata
+from workflows.kinetics.model import PARAMETERS, Fit, KineticModel, ModelSettings
+from workflows.kinetics.models import get_model
+from workflows.kinetics.weights import frame_weights
+
+
+class EmptyReferenceError(ValueError):
+    """The reference TAC is zero in every frame."""
+
+
+@dataclass
+class VoxelwiseFit:
+    fit: Fit
+    brain: np.ndarray            # boolean mask of fitted voxels
+    weights: np.ndarray
+    reference_tac: np.ndarray
+
+    def volume(self, parameter: str) -> np.ndarray:
+        """A parameter as a float32 image, 0 outside the fitted voxels."""
+        out = np.zeros(self.brain.shape, dtype=np.float32)
+        out[self.brain] = self.fit[parameter]
+        return out
+
+
+def fit_image(data: np.ndarray, metadata: PETMetadata, reference: np.ndarray,
+              brain: np.ndarray, model: KineticModel, settings: ModelSettings,
+              weights: str = "counts") -> VoxelwiseFit:
+    """Fit every voxel of ``brain`` in a 4D array (x, y, z, frames) whose state ``metadata``
+    describes; ``reference`` is a boolean mask. Counts-based weights come from the mean TAC of
+    the fitted voxels."""
+    tacs = metadata.to_decay_corrected(data[brain].astype(np.float64))
+    tacs = np.nan_to_num(tacs, nan=0.0, posinf=0.0, neginf=0.0)
+    ref_tac = metadata.to_decay_corrected(data[reference].astype(np.float64).mean(axis=0))
+    if not np.all(np.isfinite(ref_tac)) or not np.any(ref_tac > 0):
+        raise EmptyReferenceError("the reference TAC is zero or not finite in every frame")
+    w = frame_weights(weights, metadata.timing, tacs.mean(axis=0), metadata.radionuclide)
+    fit = model.fit_voxelwise(metadata.timing, ref_tac, tacs, w, settings)
+    return VoxelwiseFit(fit, brain, w, ref_tac)
+
+
+def fit_info(fitted: VoxelwiseFit, model: KineticModel, settings: ModelSettings,
+             weights: str) -> dict:
+    """The fit's settings and QC, for the maps' sidecars."""
+    return {**model.describe(settings), "Weights": weights,
+            "FrameWeights": [round(float(w), 6) for w in fitted.weights],
+            "NumberOfVoxels": int(fitted.brain.sum()), **model.describe_fit(fitted.fit)}
+
+
+def save_map(volume: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    img = nib.Nifti1Image(volume, affine)
+    img.header.set_xyzt_units("mm")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, path)
+
+
+def map_description(parameter: str) -> dict:
+    units, description = PARAMETERS[parameter]
+    return {"Description": description, "Units": units}
+
+
+def fit_maps(pet_hmc: str, metadata: dict, reference_mask: str, brain_mask: str, model: str,
+             settings: dict, out_dir: str) -> tuple[list[str], str]:
+    """Node function: the model's maps in PET space (work files, in ``model.maps`` order) and a
+    JSON of fit settings and QC. ``metadata``: :meth:`PETMetadata.as_record`; ``settings``: the
+    fields of :class:`ModelSettings`."""
+    kinetic = get_model(model)
+    options = ModelSettings(**{**settings, "theta3_range_per_min": tuple(
+        settings["theta3_range_per_min"]) if settings.get("theta3_range_per_min") else None})
+    img = nib.load(pet_hmc)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    reference = np.asarray(nib.load(reference_mask).dataobj) > 0.5
+    brain = np.asarray(nib.load(brain_mask).dataobj) > 0.5
+    fitted = fit_image(data, PETMetadata.from_record(metadata), reference, brain, kinetic,
+                       options)
+    paths = []
+    for parameter in kinetic.maps:
+        path = Path(out_dir) / f"{kinetic.label}_{parameter}.nii.gz"
+        save_map(fitted.volume(parameter), img.affine, path)
+        paths.append(str(path))
+    info_path = Path(out_dir) / "fit_info.json"
+    info_path.write_text(json.dumps(fit_info(fitted, kinetic, options, "counts")))
+    return paths, str(info_path)
+
+
+def settings_record(settings: ModelSettings) -> dict:
+    """:class:`ModelSettings` as plain values (a node input)."""
+    record = asdict(settings)
+    if record["theta3_range_per_min"] is not None:
+        record["theta3_range_per_min"] = list(record["theta3_range_per_min"])
+    return record

@@ -1,0 +1,37 @@
+"""MRTM2 (Ichise et al. 2003), linear, for regional TACs, over frames with mid-time >= t*:
+
+    C_T(T) = gamma1 (int_0^T C_R + C_R(T) / k2') + gamma2 int_0^T C_T;
+    BPND = -(gamma1 / gamma2) - 1,  k2 = gamma1,  R1 = gamma1 / k2',  k2a = -gamma2
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ..convolution import running_integral
+from ..fitting import delta_method_se, standard_error, weighted_linear_fit
+from ..frames import FrameTiming
+from ._k2prime import FixedK2PrimeModel
+
+
+def fit_one(timing: FrameTiming, ref: NDArray[np.float64], y: NDArray[np.float64],
+            weights: ArrayLike, k2prime_per_min: float, tstar_min: float) -> dict:
+    w = np.asarray(weights, dtype=np.float64)
+    keep = timing.mid_min >= tstar_min
+    if keep.sum() < 3:
+        raise ValueError(f"MRTM2: fewer than 3 frames after t* = {tstar_min} min")
+    x = np.column_stack([running_integral(timing, ref) + ref / k2prime_per_min,
+                         running_integral(timing, y)])[keep]
+    coef, cov, wrss = weighted_linear_fit(x, y[keep], w[keep])
+    g1, g2 = coef
+    grad = np.array([-1.0 / g2, g1 / g2**2])
+    return {"BPND": float(-g1 / g2 - 1.0), "R1": float(g1 / k2prime_per_min), "k2": float(g1),
+            "k2a": float(-g2), "k2prime": k2prime_per_min, "BPND_se": delta_method_se(grad, cov),
+            "R1_se": standard_error(cov, 0) / k2prime_per_min, "k2_se": standard_error(cov, 0),
+            "wrss": wrss, "n_frames": int(keep.sum())}
+
+
+MODEL = FixedK2PrimeModel(
+    name="mrtm2", label="MRTM2", title="MRTM2 (Ichise), linear", citation="MRTM2 [@mrtm2]",
+    parameters=("BPND", "R1", "k2", "k2a", "k2prime"), fit_one=fit_one, default_tstar_min=0.0)
