@@ -158,3 +158,61 @@ def test_fit_command_errors(pet_image, tmp_path, capsys):
     args = [str(pet), "--reference-mask", str(ref), "-o", str(tmp_path / "x")]
     assert run_cli("petbind-fit", fit_cli.main, args) == 65
     assert "image has 16 frames but the sidecar lists 15" in capsys.readouterr().err
+
+
+def test_an_absurd_tac_value_is_refused_naming_the_region_and_frame(tac_table, tmp_path,
+                                                                   capsys):
+    # one value of 1e30 among Bq/mL in the thousands: every model would return nonsense
+    table = pd.read_csv(tac_table, sep="\t")
+    table.loc[5, "thalamus"] = 1e30
+    table.to_csv(tac_table, sep="\t", index=False)
+    assert run_tacs(tac_table, "--reference", "occipital", "-o", tmp_path / "o.tsv") == 65
+    err = capsys.readouterr().err.strip()
+    assert "'thalamus' is 1e+30 in the frame starting at 540 s" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_broken_voxels_are_left_out_and_change_nothing_else(pet_image, tmp_path, capsys):
+    # One voxel of 1e30 and one with a NaN frame: both are left out of the fit and written as
+    # NaN; every other voxel gets what it gets without them, within 1e-4 (the frame weights
+    # come from the mean TAC of the voxels fitted, which a 1e30 voxel would otherwise rule).
+    pet, ref, *_ = pet_image
+    clean = tmp_path / "clean"
+    assert run_cli("petbind-fit", fit_cli.main, [str(pet), "--reference-mask", str(ref),
+                                                 "-o", str(clean)]) == 0
+    img = nib.load(pet)
+    data = np.asarray(img.dataobj).copy()
+    data[3, 4, 4, 7] = 1e30
+    data[5, 5, 3, 10] = np.nan
+    broken = tmp_path / "broken_pet.nii.gz"
+    nib.save(nib.Nifti1Image(data, img.affine), broken)
+    broken.with_name("broken_pet.json").write_text(pet.with_name(
+        "sub-01_trc-carfentanil_pet.json").read_text())
+    out = tmp_path / "broken"
+    assert run_cli("petbind-fit", fit_cli.main, [str(broken), "--reference-mask", str(ref),
+                                                 "-o", str(out)]) == 0
+    assert "2 voxel(s) with NaN or absurd values were left out" in capsys.readouterr().err
+    name = "_model-SRTM_meas-BPND_mimap.nii.gz"
+    a = nib.load(f"{clean}{name}").get_fdata()
+    b = nib.load(f"{out}{name}").get_fdata()
+    bad = np.zeros(a.shape, bool)
+    bad[3, 4, 4] = bad[5, 5, 3] = True
+    assert np.isnan(b[bad]).all()
+    np.testing.assert_allclose(b[~bad], a[~bad], rtol=1e-4, atol=1e-6)
+    side = json.loads(open(f"{out}_model-SRTM_meas-BPND_mimap.json").read())
+    assert side["NumberOfVoxelsExcluded"] == 2
+
+
+def test_a_reference_of_nan_voxels_is_named_as_such(pet_image, tmp_path, capsys):
+    pet, ref, *_ = pet_image
+    img = nib.load(pet)
+    data = np.asarray(img.dataobj).copy()
+    data[:, :, :2] = np.nan                           # the reference slab
+    nan_pet = tmp_path / "nan_pet.nii.gz"
+    nib.save(nib.Nifti1Image(data, img.affine), nan_pet)
+    nan_pet.with_name("nan_pet.json").write_text(pet.with_name(
+        "sub-01_trc-carfentanil_pet.json").read_text())
+    assert run_cli("petbind-fit", fit_cli.main, [str(nan_pet), "--reference-mask", str(ref),
+                                                 "-o", str(tmp_path / "x")]) == 65
+    assert "every voxel of the reference region has NaN or absurd values" in \
+        capsys.readouterr().err

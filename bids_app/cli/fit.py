@@ -24,6 +24,7 @@ from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, PetbindError
 from bids_app.tracers import TRACERS, canonical_tracer_name
 from workflows.imaging.voxelwise import (EmptyReferenceError, fit_image, fit_info,
                                          map_description, save_map)
+from workflows.kinetics.checks import absurd, magnitude_scale
 from workflows.kinetics.model import ModelSettings
 from workflows.kinetics.models import get_model, voxelwise_models
 from workflows.kinetics.weights import WEIGHT_SCHEMES
@@ -75,6 +76,17 @@ def load_mask(path: Path, pet: nib.Nifti1Image, what: str) -> np.ndarray:
     return mask
 
 
+def default_brain_mask(data: np.ndarray) -> np.ndarray:
+    """Voxels whose mean activity over frames exceeds 10 % of the 99th percentile; the mean of
+    each voxel's usable values (not NaN, not absurd), so that a broken value does not move a
+    voxel in or out."""
+    usable = ~absurd(data, magnitude_scale(data))
+    total = np.where(usable, data, 0).sum(axis=3, dtype=np.float64)
+    mean = total / np.maximum(usable.sum(axis=3), 1)
+    positive = mean[mean > 0]
+    return mean > 0.1 * np.percentile(positive, 99) if positive.size else mean > 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     model = get_model(args.model)
@@ -93,16 +105,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     data = np.asarray(pet.dataobj, dtype=np.float32)
     reference_mask = load_mask(args.reference_mask, pet, "reference mask")
-    if args.brain_mask:
-        brain = load_mask(args.brain_mask, pet, "brain mask")
-    else:
-        mean = data.mean(axis=3)
-        brain = mean > 0.1 * np.percentile(mean[mean > 0], 99) if np.any(mean > 0) else mean > 0
+    brain = (load_mask(args.brain_mask, pet, "brain mask") if args.brain_mask
+             else default_brain_mask(data))
     try:
         fitted = fit_image(data, metadata, reference_mask, brain, model, settings, args.weights)
-    except EmptyReferenceError:
-        raise PetbindError(f"{args.reference_mask}: the reference TAC is zero in every frame; "
-                           "check that the mask lies on the brain", EX_DATAERR) from None
+    except EmptyReferenceError as err:
+        raise PetbindError(f"{args.reference_mask}: {err}; check that the mask lies on the "
+                           "brain and the image's values", EX_DATAERR) from None
+    except ValueError as err:
+        raise PetbindError(f"{args.pet}: {err}; check the image", EX_DATAERR) from None
+    if fitted.excluded.any():
+        print(f"petbind-fit: warning: {int(fitted.excluded.sum())} voxel(s) with NaN or absurd "
+              "values were left out of the fit (NaN in the maps)", file=sys.stderr)
     info = {"Model": model.label, "ModelMethod": model.title,
             **fit_info(fitted, model, settings, args.weights),
             "ReferenceRegion": str(args.reference_mask),

@@ -21,6 +21,7 @@ from bids_app.bids_io import write_json, write_tsv
 from bids_app.cli.common import (Parser, add_kinetic_options, finite_or_fail, radionuclide,
                                  run_cli, theta3_range)
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
+from workflows.kinetics.checks import ABSURD_FACTOR, absurd
 from workflows.kinetics.frames import FrameTiming, TimingError
 from workflows.kinetics.model import Fit, KineticModel, ModelSettings
 from workflows.kinetics.models import MODELS, get_model
@@ -99,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     weights, weights_source = read_weights(args, table)
     values = table.apply(pd.to_numeric, errors="coerce")
     finite_or_fail(values.to_numpy(), str(args.tacs))
+    refuse_absurd(values, timing, args.tacs)
     reference = values[args.reference].to_numpy(float)
     if not np.any(reference > 0):
         raise PetbindError(f"{args.tacs}: the reference TAC {args.reference!r} is zero "
@@ -123,6 +125,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for warning in warnings:
             print(f"petbind-tacs: warning: {region}: {warning}", file=sys.stderr)
     return 0
+
+
+def refuse_absurd(values: pd.DataFrame, timing: FrameTiming, path: Path) -> None:
+    """A TAC value orders of magnitude off the rest (:func:`absurd`) is refused: every model
+    would return nonsense from it."""
+    off = absurd(values.to_numpy(float))
+    if off.any():
+        frame, column = (int(i) for i in np.argwhere(off)[0])
+        raise PetbindError(f"{path}: {values.columns[column]!r} is "
+                           f"{values.iat[frame, column]:g} in the frame starting at "
+                           f"{timing.start_s[frame]:g} s, over {ABSURD_FACTOR:g} times the "
+                           "table's typical magnitude; fix or remove that value", EX_DATAERR)
 
 
 def model_settings(args, model: KineticModel, timing: FrameTiming, reference: np.ndarray,

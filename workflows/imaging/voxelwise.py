@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from workflows.kinetics.checks import absurd, magnitude_scale
 from workflows.kinetics.metadata import PETMetadata
 from workflows.kinetics.model import PARAMETERS, Fit, KineticModel, ModelSettings
 from workflows.kinetics.models import get_model
@@ -26,28 +27,48 @@ class VoxelwiseFit:
     brain: np.ndarray            # boolean mask of fitted voxels
     weights: np.ndarray
     reference_tac: np.ndarray
+    excluded: np.ndarray         # boolean mask of brain voxels left out (non-finite or absurd)
 
     def volume(self, parameter: str) -> np.ndarray:
-        """A parameter as a float32 image, 0 outside the fitted voxels."""
+        """A parameter as a float32 image: 0 outside the brain mask, NaN where a voxel was
+        excluded."""
         out = np.zeros(self.brain.shape, dtype=np.float32)
         out[self.brain] = self.fit[parameter]
+        out[self.excluded] = np.nan
         return out
+
+
+def usable_voxels(tacs: np.ndarray) -> np.ndarray:
+    """The voxel TACs (rows) without a non-finite or absurd value (:func:`absurd`)."""
+    return ~absurd(tacs, magnitude_scale(tacs)).any(axis=1)
 
 
 def fit_image(data: np.ndarray, metadata: PETMetadata, reference: np.ndarray,
               brain: np.ndarray, model: KineticModel, settings: ModelSettings,
               weights: str = "counts") -> VoxelwiseFit:
     """Fit every voxel of ``brain`` in a 4D array (x, y, z, frames) whose state ``metadata``
-    describes; ``reference`` is a boolean mask. Counts-based weights come from the mean TAC of
-    the fitted voxels."""
-    tacs = metadata.to_decay_corrected(data[brain].astype(np.float64))
-    tacs = np.nan_to_num(tacs, nan=0.0, posinf=0.0, neginf=0.0)
-    ref_tac = metadata.to_decay_corrected(data[reference].astype(np.float64).mean(axis=0))
-    if not np.all(np.isfinite(ref_tac)) or not np.any(ref_tac > 0):
-        raise EmptyReferenceError("the reference TAC is zero or not finite in every frame")
+    describes; ``reference`` is a boolean mask. Voxels with a non-finite or absurd value are
+    left out of the fit, of the reference TAC and of the mean TAC the counts-based weights come
+    from, so that one broken voxel changes nothing else."""
+    ref_voxels = data[reference].astype(np.float64)
+    ref_voxels = ref_voxels[usable_voxels(ref_voxels)]
+    if not len(ref_voxels):
+        raise EmptyReferenceError("every voxel of the reference region has NaN or absurd "
+                                  "values")
+    ref_tac = metadata.to_decay_corrected(ref_voxels.mean(axis=0))
+    if not np.any(ref_tac > 0):
+        raise EmptyReferenceError("the reference TAC is zero in every frame")
+    raw = data[brain]
+    usable = usable_voxels(raw)
+    if not usable.any():
+        raise ValueError("every voxel to fit has NaN or absurd values")
+    tacs = metadata.to_decay_corrected(raw[usable].astype(np.float64))
     w = frame_weights(weights, metadata.timing, tacs.mean(axis=0), metadata.radionuclide)
     fit = model.fit_voxelwise(metadata.timing, ref_tac, tacs, w, settings)
-    return VoxelwiseFit(fit, brain, w, ref_tac)
+    fitted_brain = brain.copy()
+    fitted_brain[brain] = usable
+    excluded = brain & ~fitted_brain
+    return VoxelwiseFit(fit, fitted_brain, w, ref_tac, excluded)
 
 
 def fit_info(fitted: VoxelwiseFit, model: KineticModel, settings: ModelSettings,
@@ -55,7 +76,9 @@ def fit_info(fitted: VoxelwiseFit, model: KineticModel, settings: ModelSettings,
     """The fit's settings and QC, for the maps' sidecars."""
     return {**model.describe(settings), "Weights": weights,
             "FrameWeights": [round(float(w), 6) for w in fitted.weights],
-            "NumberOfVoxels": int(fitted.brain.sum()), **model.describe_fit(fitted.fit)}
+            "NumberOfVoxels": int(fitted.brain.sum()),
+            "NumberOfVoxelsExcluded": int(fitted.excluded.sum()),
+            **model.describe_fit(fitted.fit)}
 
 
 def save_map(volume: np.ndarray, affine: np.ndarray, path: Path) -> None:
