@@ -18,7 +18,7 @@ from typing import Any
 from bids_app import __version__
 from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from bids_app.tracers import TRACERS, Tracer, canonical_tracer_name
-from workflows.imaging.atlas import REGION_GROUPS, canonical_region
+from workflows.imaging.atlas import REFERENCE_ONLY, REGION_GROUPS, is_reference_region
 from workflows.kinetics.frames import TimingError, normalise_radionuclide
 from workflows.kinetics.models import MODELS, voxelwise_models
 
@@ -224,9 +224,10 @@ def _tracer_entry(path: Path, name: str, entry: Any) -> dict:
     out = dict(entry)
     if "reference_region" in entry:
         region = entry["reference_region"]
-        if not isinstance(region, str) or canonical_region(region) not in REGION_GROUPS:
+        if not isinstance(region, str) or not is_reference_region(region):
             raise PetbindError(f"{where}: reference_region {region!r} is not a region petbind "
-                               f"knows ({', '.join(REGION_GROUPS)})", EX_DATAERR)
+                               f"knows ({', '.join([*REGION_GROUPS, *REFERENCE_ONLY])})",
+                               EX_DATAERR)
     if "theta3_range" in entry:
         lohi = entry["theta3_range"]
         if not (isinstance(lohi, list) and len(lohi) == 2 and all(map(_is_number, lohi))

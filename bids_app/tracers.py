@@ -2,8 +2,8 @@
 
 theta3 ranges are Magia's (1/min, 300 log-spaced bases). Magia fits decay-UNcorrected data, so its
 theta3 includes the decay constant lambda; petbind fits decay-corrected data, whose theta3 is k2a
-itself: :meth:`Tracer.k2a_range_per_min` subtracts lambda. Ranges for tracers Magia does not list are
-set the same way (lower bound about k2_min / (1 + BPND_max) + lambda) and say so.
+itself: :meth:`Tracer.k2a_range_per_min` subtracts lambda. Ranges for tracers Magia does not list
+are set the same way (lower bound about k2_min / (1 + BPND_max) + lambda) and say so.
 """
 
 from __future__ import annotations

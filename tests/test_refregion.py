@@ -57,3 +57,18 @@ def test_trim_on_the_late_image_leaves_out_spill_in_from_binding_tissue():
     assert mean["none"] > 0.05, mean
     assert abs(mean["late"]) < 0.015, mean
     assert mean["late"] < mean["all frames"], mean
+
+
+def test_the_cerebellar_reference_is_restricted_whatever_it_is_called():
+    # MADAM, raclopride, DASB, PiB and fallypride name their reference "cerebellum": Magia's
+    # restrictions (the vermis, the anterior 16 mm, the bottom and top slabs) must apply to it
+    # as to "cerebellargm" (they were skipped for the alias)
+    import numpy as np
+    from workflows.imaging.atlas import load_atlas, region_labels
+    from workflows.imaging.masks import reference_region_mni
+    alias, canonical = reference_region_mni("cerebellum"), reference_region_mni("cerebellargm")
+    assert np.array_equal(alias, canonical)
+    atlas = load_atlas()
+    whole = np.isin(np.asarray(atlas.dataobj), region_labels("cerebellargm"))
+    x = (np.argwhere(alias) @ atlas.affine[:3, :3].T + atlas.affine[:3, 3])[:, 0]
+    assert alias.sum() < 0.8 * whole.sum() and np.abs(x).min() > 16

@@ -53,6 +53,10 @@ ALIASES = {"ventral_striatum": "ventralstriatum", "dorsal_caudate": "dorsalcauda
            "orbitofrontal": "ofc", "anterior_cingulate": "acc", "middle_cingulate": "mcc",
            "posterior_cingulate": "pcc"}
 
+# Reference regions that are not region groups: the atlas has one brainstem label, and the pons
+# is its widest part (restricted in MNI z by workflows.imaging.masks.reference_region_mni).
+REFERENCE_ONLY: dict[str, tuple[int, ...]] = {"pons": (35,)}
+
 WHITE_MATTER_LABELS = (40, 41, 44, 45)
 CSF_LABELS = (4, 11, 46, 49, 50, 51, 52)
 BRAINSTEM_LABELS = (35,)
@@ -125,6 +129,20 @@ def region_labels(region: str, hemisphere: str | None = None) -> list[int]:
         if rest in stems or rest.split("_")[0] in stems:
             out.append(index)
     return sorted(out)
+
+
+def reference_labels(region: str) -> list[int]:
+    """Atlas label indices of a reference region: a region group's, or a reference-only
+    region's (:data:`REFERENCE_ONLY`)."""
+    key = canonical_region(region)
+    if key in REFERENCE_ONLY:
+        return list(REFERENCE_ONLY[key])
+    return region_labels(key)
+
+
+def is_reference_region(region: str) -> bool:
+    key = canonical_region(region)
+    return key in REGION_GROUPS or key in REFERENCE_ONLY
 
 
 def region_of_label() -> dict[int, str]:

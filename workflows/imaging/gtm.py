@@ -196,7 +196,7 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
     import nibabel as nib
     import pandas as pd
 
-    from workflows.imaging.atlas import region_labels
+    from workflows.imaging.atlas import reference_labels
     from workflows.imaging.tacs import tacs_table
     from workflows.kinetics.metadata import PETMetadata
 
@@ -208,7 +208,7 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
     reference_pet = np.asarray(nib.load(reference_mask).dataobj) > 0.5
     labels_fine, reference_id = carve_reference(np.asarray(fine_img.dataobj).round(),
                                                 reference_pet, factors,
-                                                region_labels(reference_name))
+                                                reference_labels(reference_name))
     fine_vox = tuple(float(v) for v in fine_img.header.get_zooms()[:3])
     ids, gtm_scanner, labels_pet = geometric_transfer_matrix(labels_fine, factors, fine_vox,
                                                              psf_fwhm_mm)

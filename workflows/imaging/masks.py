@@ -15,21 +15,26 @@ import nibabel as nib
 import numpy as np
 from scipy.stats import gaussian_kde
 
-from workflows.imaging.atlas import atlas_path, load_atlas, region_labels
+from workflows.imaging.atlas import atlas_path, canonical_region, load_atlas, reference_labels
 from workflows.kinetics.frames import FrameTiming
 from workflows.kinetics.metadata import PETMetadata
 
 GM_THRESHOLD = 0.5
+# MNI z (mm) of the pons within the atlas's single brainstem label: below the midbrain, above
+# the medulla, where the label is widest (basis pontis)
+PONS_Z_MM = (-45.0, -22.0)
 
 
 def reference_region_mni(name: str) -> np.ndarray:
     """Boolean mask of a reference region on the atlas grid (MNI), with Magia's geometric
     restrictions: cerebellar cortex without +-16 mm about the midline, the anterior 16 mm, the
     lowest 10 mm and the highest 20 mm; occipital cortex without the lowest and highest sixth of
-    its axial extent. Other regions: the atlas region as it is."""
+    its axial extent; the pons as the brainstem label's widest part, :data:`PONS_Z_MM`. Other
+    regions: the atlas region as it is."""
     atlas = load_atlas()
     labels = np.asarray(atlas.dataobj)
-    mask = np.isin(labels, region_labels(name))
+    name = canonical_region(name)
+    mask = np.isin(labels, reference_labels(name))
     ijk = np.argwhere(mask)
     xyz = ijk @ atlas.affine[:3, :3].T + atlas.affine[:3, 3]
     keep = np.ones(len(ijk), dtype=bool)
@@ -41,6 +46,8 @@ def reference_region_mni(name: str) -> np.ndarray:
         lo, hi = xyz[:, 2].min(), xyz[:, 2].max()
         sixth = (hi - lo) / 6
         keep &= (xyz[:, 2] > lo + sixth) & (xyz[:, 2] < hi - sixth)
+    elif name == "pons":
+        keep &= (xyz[:, 2] > PONS_Z_MM[0]) & (xyz[:, 2] < PONS_Z_MM[1])
     out = np.zeros(labels.shape, dtype=bool)
     out[tuple(ijk[keep].T)] = True
     return out

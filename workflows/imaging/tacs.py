@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from workflows.imaging.atlas import REGION_GROUPS, atlas_labels, region_labels
+from workflows.imaging.atlas import (REGION_GROUPS, atlas_labels, reference_labels,
+                                     region_labels)
 from workflows.kinetics.frames import FrameTiming
 from workflows.kinetics.metadata import PETMetadata
 from workflows.kinetics.model import ModelSettings
@@ -38,7 +39,7 @@ def tacs_table(label_tacs: dict[int, NDArray[np.float64]], volumes: dict[int, fl
     timing = metadata.timing
     columns = {"frame_start": timing.start_s, "frame_end": timing.end_s}
     columns[reference_name] = (reference_tac if reference_tac is not None
-                               else group(region_labels(reference_name)))
+                               else group(reference_labels(reference_name)))
     for region in REGION_GROUPS:
         tac = group(region_labels(region)) if region != reference_name else None
         if tac is not None:
