@@ -16,6 +16,7 @@ from bids_app.config import ParticipantConfig, RunConfig
 from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_VALIDATION, EX_USAGE, PetbindError
 from bids_app.names import ScanEntities
 from bids_app.tracers import canonical_tracer_name
+from workflows.kinetics.checks import ABSURD_FACTOR, absurd, magnitude_scale
 from workflows.kinetics.frames import TimingError
 from workflows.kinetics.metadata import PETMetadata
 
@@ -236,10 +237,44 @@ def check_scan(scan: Scan, settings: ParticipantConfig) -> None:
         raise PetbindError(f"{scan.t1w}: the T1w must be 3D, got shape {t1.shape}; give one "
                            "volume", EX_DATAERR)
     check_affine(t1, scan.t1w, "T1w image")
-    data = np.asarray(img.dataobj, dtype=np.float32)
+    check_t1w_data(load_data(t1, scan.t1w, "T1w image"), scan.t1w)
+    check_pet_data(load_data(img, scan.pet, "PET image"), scan.pet)
+    scan.metadata = metadata
+
+
+def load_data(img, path: Path, what: str) -> np.ndarray:
+    """The image's voxels as float32; a one-line error for data that cannot be read (a file
+    holding only a header, a wrong data type)."""
+    try:
+        return np.asarray(img.dataobj, dtype=np.float32)
+    except (OSError, EOFError, ValueError, TypeError) as err:
+        raise PetbindError(f"{path}: cannot read the {what}'s voxels ({err}); re-export it as "
+                           "NIfTI", EX_DATAERR) from None
+
+
+def check_t1w_data(data: np.ndarray, path: Path) -> None:
+    if not np.isfinite(data).all():
+        raise PetbindError(f"{path}: the T1w has NaN or infinite values "
+                           f"({int((~np.isfinite(data)).sum())} voxels); fix the image",
+                           EX_DATAERR)
+    if np.ptp(data) == 0:
+        raise PetbindError(f"{path}: the T1w holds one value everywhere; give the T1w image",
+                           EX_DATAERR)
+
+
+def check_pet_data(data: np.ndarray, path: Path) -> None:
+    """Every frame finite and not all zero; no voxel orders of magnitude off the rest."""
     frame_ok = np.isfinite(data).all(axis=(0, 1, 2)) & (np.abs(data).max(axis=(0, 1, 2)) > 0)
     if not frame_ok.all():
         bad = int(np.flatnonzero(~frame_ok)[0])
-        raise PetbindError(f"{scan.pet}: frame {bad} is all zero or has NaN values; remove the "
+        raise PetbindError(f"{path}: frame {bad} is all zero or has NaN values; remove the "
                            "frame (and its timing) or fix the reconstruction", EX_DATAERR)
-    scan.metadata = metadata
+    scale = magnitude_scale(data)
+    for frame in range(data.shape[3]):                # frame by frame: little memory
+        off = absurd(data[..., frame], scale)
+        if off.any():
+            where = tuple(int(i) for i in np.argwhere(off)[0])
+            raise PetbindError(f"{path}: {int(off.sum())} value(s) in frame {frame} over "
+                               f"{ABSURD_FACTOR:g} times the image's typical magnitude (e.g. "
+                               f"{data[where + (frame,)]:g} at voxel {where}); fix the "
+                               "reconstruction or set them to 0", EX_DATAERR)

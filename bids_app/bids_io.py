@@ -1,20 +1,62 @@
-"""Small helpers to write BIDS files deterministically and atomically."""
+"""Small helpers to write BIDS files deterministically and atomically, and only where the run
+may write: within :func:`writes_confined_to` the output (and work) folders, a write anywhere
+else (a name from the data with ``..`` in it, a symbolic link out of the folder) is refused
+with exit code 73."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from bids_app.errors import EX_CANTCREAT, PetbindError
+
+_WRITE_ROOTS: list[Path] = []
+
+
+@contextmanager
+def writes_confined_to(*folders: Path | str) -> Iterator[None]:
+    """Within the block, this process writes only inside ``folders`` (resolved: links
+    followed)."""
+    previous = list(_WRITE_ROOTS)
+    _WRITE_ROOTS[:] = [Path(f).resolve() for f in folders]
+    try:
+        yield
+    finally:
+        _WRITE_ROOTS[:] = previous
+
+
+def check_write(path: Path | str) -> Path:
+    """``path`` if the run may write it; PetbindError (73) if it lies outside the folders of
+    :func:`writes_confined_to` once resolved."""
+    path = Path(path)
+    if _WRITE_ROOTS:
+        resolved = path.resolve()
+        if not any(resolved == root or root in resolved.parents for root in _WRITE_ROOTS):
+            raise PetbindError(f"{path}: petbind writes only inside "
+                               f"{', '.join(map(str, _WRITE_ROOTS))}; refusing to write "
+                               "outside them (a name in the data, or a link?)", EX_CANTCREAT)
+    return path
+
+
+def copy_atomic(src: str | Path, dst: Path) -> None:
+    """Copy a file to ``dst`` (created whole or not at all)."""
+    check_write(dst).parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_write(path).parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -44,7 +86,7 @@ def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray,
                 dtype: type | None = np.float32, xyzt_units: tuple[str, str] = ("mm", "sec")
                 ) -> None:
     """Write a NIfTI-1 image; gzip output is byte-identical for identical input (no mtime)."""
-    path = Path(path)
+    path = check_write(path)
     img = nib.Nifti1Image(np.asarray(data, dtype=dtype) if dtype else data, affine)
     img.header.set_xyzt_units(*xyzt_units)
     img.header.set_qform(affine, code=1)

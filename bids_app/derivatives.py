@@ -5,14 +5,13 @@ own files."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from bids_app import __version__
 from bids_app import names
-from bids_app.bids_io import write_json, write_text
+from bids_app.bids_io import copy_atomic, write_json, write_text
 from workflows.kinetics.model import PARAMETERS, ModelSettings
 from workflows.kinetics.models import get_model
 
@@ -41,13 +40,6 @@ def init_output_dataset(output_dir: Path, bids_dir: Path) -> None:
     """dataset_description.json and .bidsignore, written atomically (concurrent runs safe)."""
     write_json(output_dir / "dataset_description.json", dataset_description(bids_dir))
     write_text(output_dir / ".bidsignore", BIDSIGNORE)
-
-
-def copy_atomic(src: str | Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
 
 
 def kinpar_sidecar(reference_region: str) -> dict:

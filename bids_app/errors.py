@@ -15,5 +15,6 @@ class PetbindError(Exception):
     """A user-facing error: one line naming the file and the fix, and an exit code."""
 
     def __init__(self, message: str, exit_code: int = EX_FAILURE) -> None:
-        super().__init__(message)
+        # one line whatever the message quotes (a library's error may span several)
+        super().__init__(" ".join(str(message).split()))
         self.exit_code = exit_code

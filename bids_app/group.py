@@ -5,16 +5,21 @@ settings, methods and report."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from bids_app import names
-from bids_app.bids_io import write_json, write_nifti, write_tsv
+from bids_app.bids_io import write_json, write_nifti, write_tsv, writes_confined_to
 from bids_app.boilerplate import intro, write_citation
 from bids_app.config import Config, GroupConfig
 from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
@@ -32,12 +37,14 @@ def say(config: Config, message: str) -> None:
 
 @dataclass
 class Study:
-    """What every tracer's analysis shares: participants.tsv, the group column and its levels,
-    the covariates, the MNI grid with the atlas and brain mask, and the ROI atlas."""
+    """What every tracer's analysis shares: participants.tsv, the group column, its levels and
+    their labels in file names, the covariates, the MNI grid with the atlas and brain mask,
+    and the ROI atlas."""
 
     participants: pd.DataFrame
     group: str
     levels: list[str]
+    level_labels: dict[str, str]
     reference: str
     covariates: list[str]
     grid: Grid
@@ -47,15 +54,80 @@ class Study:
     regions: dict[str, list[int]]
 
 
+MISSING = ["n/a", "NA", "NaN", "nan", ""]
+
+
 def read_participants(bids_dir: Path) -> tuple[pd.DataFrame, dict]:
+    """participants.tsv as text (each column is typed where it is used) and participants.json;
+    one row per participant."""
     path = bids_dir / "participants.tsv"
     if not path.is_file():
         raise PetbindError(f"{path}: missing; the group level needs participants.tsv with a "
                            "group column", EX_NOINPUT)
-    table = pd.read_csv(path, sep="\t", dtype={"participant_id": str})
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False,
+                            na_values=MISSING)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise PetbindError(f"{path}: not a readable TSV ({err}); fix the file",
+                           EX_DATAERR) from None
+    if "participant_id" not in table.columns:
+        raise PetbindError(f"{path}: no participant_id column; BIDS requires it first",
+                           EX_DATAERR)
+    ids = table["participant_id"].astype(str)
+    twice = sorted(ids[ids.duplicated()].unique())
+    if twice:
+        raise PetbindError(f"{path}: {', '.join(twice)} listed more than once; keep one row per "
+                           "participant", EX_DATAERR)
     meta_path = bids_dir / "participants.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = {}
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise PetbindError(f"{meta_path}: not valid JSON ({err}); fix the file",
+                               EX_DATAERR) from None
+        if not isinstance(meta, dict):
+            raise PetbindError(f"{meta_path}: must be a JSON object", EX_DATAERR)
     return table, meta
+
+
+def level_labels(levels: list[str], group: str, path: Path) -> dict[str, str]:
+    """Each group level's label in file names: its letters and digits ("avoidant-type" ->
+    "avoidanttype"). A level with none, or two levels with the same label, is an error: a name
+    from the data never becomes a path as it is."""
+    labels = {level: re.sub(r"[^A-Za-z0-9]", "", level) for level in levels}
+    empty = [level for level, label in labels.items() if not label]
+    if empty:
+        raise PetbindError(f"{path}: group {empty[0]!r} of {group!r} has no letters or digits "
+                           "to name its files; rename it", EX_DATAERR)
+    clash = [(a, b) for i, a in enumerate(levels) for b in levels[i + 1:]
+             if labels[a] == labels[b]]
+    if clash:
+        raise PetbindError(f"{path}: groups {clash[0][0]!r} and {clash[0][1]!r} of {group!r} "
+                           f"would both be named {labels[clash[0][0]]!r} in file names; rename "
+                           "one", EX_DATAERR)
+    return labels
+
+
+def typed_covariates(table: pd.DataFrame, covariates: list[str], meta: dict,
+                     path: Path) -> pd.DataFrame:
+    """The covariate columns typed: numeric where participants.json gives Units or every value
+    is a number, categorical (text) where it gives Levels or no value is; a column with numbers
+    and other text (age "forty") is an error naming the value."""
+    table = table.copy()
+    for c in covariates:
+        described = meta.get(c) if isinstance(meta.get(c), dict) else {}
+        values = table[c]
+        numeric = pd.to_numeric(values, errors="coerce")
+        bad = values.notna() & numeric.isna()
+        wants_number = "Units" in described or ("Levels" not in described and
+                                                  bad.sum() < values.notna().sum())
+        if wants_number and bad.any():
+            row = table[bad].iloc[0]
+            raise PetbindError(f"{path}: {c} of {row['participant_id']} is {row[c]!r}, not a "
+                               f"number; fix it (or write n/a)", EX_DATAERR)
+        table[c] = numeric if wants_number else values
+    return table
 
 
 def choose_group_column(table: pd.DataFrame, meta: dict, requested: str | None,
@@ -97,10 +169,16 @@ def study_from(config: Config) -> Study:
     participants, meta = read_participants(bids_dir)
     group = choose_group_column(participants, meta, settings.group_column,
                                 bids_dir / "participants.tsv")
-    levels = [str(v) for v in dict.fromkeys(participants[group].dropna().astype(str))]
-    if isinstance(meta.get(group, {}).get("Levels"), dict):
-        listed = [str(v) for v in meta[group]["Levels"] if str(v) in levels]
+    path = bids_dir / "participants.tsv"
+    levels = list(dict.fromkeys(participants[group].dropna()))
+    described = meta.get(group) if isinstance(meta.get(group), dict) else {}
+    if isinstance(described.get("Levels"), dict):
+        listed = [str(v) for v in described["Levels"] if str(v) in levels]
         levels = listed + [v for v in levels if v not in listed]
+    if len(levels) < 2:
+        raise PetbindError(f"{path}: {group!r} has {len(levels)} group(s) "
+                           f"({', '.join(levels) or 'none'}); a comparison needs at least two",
+                           EX_DATAERR)
     reference = settings.reference_group or levels[0]
     if reference not in levels:
         raise PetbindError(f"--reference-group {reference!r} is not a level of {group!r} "
@@ -109,29 +187,95 @@ def study_from(config: Config) -> Study:
         c for c in ("age", "sex") if c in participants.columns]
     missing = [c for c in covariates if c not in participants.columns]
     if missing:
-        raise PetbindError(f"{bids_dir / 'participants.tsv'}: no column(s) "
-                           f"{', '.join(missing)} for --covariates", EX_USAGE)
+        raise PetbindError(f"{path}: no column(s) {', '.join(missing)} for --covariates",
+                           EX_USAGE)
+    if group in covariates or len(set(covariates)) < len(covariates):
+        raise PetbindError(f"--covariates {' '.join(covariates)}: each column once, and not "
+                           f"the group column {group!r}", EX_USAGE)
+    participants = typed_covariates(participants, covariates, meta, path)
     grid = mni_grid(settings.mni_voxel_mm)
     labels = atlas_on_grid(grid)
     roi_labels, regions = read_roi_atlas(settings.roi_atlas, grid, labels)
-    return Study(participants, group, levels, reference, covariates, grid, labels,
-                 template_mask_on_grid(grid), roi_labels, regions)
+    return Study(participants, group, levels, level_labels(levels, group, path), reference,
+                 covariates, grid, labels, template_mask_on_grid(grid), roi_labels, regions)
 
 
 def run_group(config: Config) -> int:
+    """Every tracer's analysis, written to a staging folder and swapped in as a whole when all
+    succeeded (:func:`staged_group_folder`): the group folder holds one run's results."""
     out_dir = config.run.output_dir
+    if not out_dir.is_dir():
+        raise PetbindError(f"{out_dir}: no such folder; give the participant level's output "
+                           "folder", EX_NOINPUT)
+    with writes_confined_to(out_dir):
+        return analyse(config, out_dir)
+
+
+def analyse(config: Config, out_dir: Path) -> int:
     study = study_from(config)
     label = config.group.model_label
+    bad = [t for t in config.run.tracers if not re.fullmatch(r"[A-Za-z0-9]+", t)]
+    if bad:
+        raise PetbindError(f"--tracer {bad[0]!r}: a trc- label has letters and digits only",
+                           EX_USAGE)
     tracers = config.run.tracers or tracers_in(out_dir, label)
     if not tracers:
         raise PetbindError(f"{out_dir}: no participant-level BPND maps in "
                            f"{names.TEMPLATE_SPACE}; run the participant level first",
                            EX_NOINPUT)
-    for tracer in tracers:
-        run_tracer(config, study, tracer)
-    write_citation(out_dir / "group" / "logs", "Methods: petbind group level",
-                   group_methods(config.group, study))
+    with staged_group_folder(out_dir, tracers) as group_dir:
+        for tracer in tracers:
+            run_tracer(config, study, tracer, group_dir)
+        write_citation(group_dir / "logs", "Methods: petbind group level",
+                       group_methods(config.group, study))
+    say(config, f"results in {out_dir / 'group'}")
     return 0
+
+
+@contextmanager
+def staged_group_folder(out_dir: Path, tracers: list[str]) -> Iterator[Path]:
+    """A new folder for this run's group results, inside ``out_dir``. It starts with the earlier
+    results of the tracers this run does not analyse; when the block ends without error it
+    replaces ``out_dir/group`` (two renames), else it is removed and the earlier results stay
+    as they were. Staging folders of runs that died are removed first."""
+    final = out_dir / "group"
+    for stale in out_dir.glob(".group-*-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = out_dir / f".group-staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    if final.is_dir():
+        for path in final.rglob("*"):
+            rel = path.relative_to(final)
+            if path.is_file() and rel.parts[0] != "logs" and not any(
+                    path.name.startswith(f"trc-{t}_") for t in tracers):
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(path, staging / rel)     # files are replaced, never changed
+                except OSError:
+                    shutil.copy2(path, staging / rel)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = out_dir / f".group-old-{os.getpid()}"
+    if final.exists():
+        final.rename(old)
+    staging.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_roi_atlas(spec: str, grid: Grid, labels: np.ndarray
@@ -154,9 +298,20 @@ def read_roi_atlas(spec: str, grid: Grid, labels: np.ndarray
     if not table.is_file():
         raise PetbindError(f"{table}: missing; the atlas needs a TSV of its labels beside it "
                            "(columns index and name)", EX_NOINPUT)
-    label_names = pd.read_csv(table, sep="\t")
+    try:
+        label_names = pd.read_csv(table, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise PetbindError(f"{table}: not a readable TSV ({err})", EX_DATAERR) from None
     if not {"index", "name"} <= set(label_names.columns):
         raise PetbindError(f"{table}: needs columns 'index' and 'name'", EX_DATAERR)
+    bad = [v for v in label_names["index"] if not v.strip().isdigit()]
+    if bad:
+        raise PetbindError(f"{table}: index {bad[0]!r} is not a whole number; the index "
+                           "column holds the label values of the image", EX_DATAERR)
+    twice = label_names["name"][label_names["name"].duplicated()]
+    if len(twice) or (label_names["name"] == "").any():
+        raise PetbindError(f"{table}: every label needs a name of its own "
+                           f"({next(iter(twice), 'an empty name')!r} is not)", EX_DATAERR)
     try:
         roi_labels = atlas_on_grid(grid, nib.load(path))
     except Exception as err:
@@ -170,17 +325,22 @@ def read_roi_atlas(spec: str, grid: Grid, labels: np.ndarray
     return roi_labels, regions
 
 
-def select_participants(study: Study, smoothed: dict, unsmoothed: dict
+def select_participants(study: Study, smoothed: dict, unsmoothed: dict, unusable: dict
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The participants analysed (with maps, a group and every covariate) and those left out
-    with the reason."""
+    """The participants analysed (with usable maps, a group and every covariate) and those left
+    out with the reason (``unusable``: participant -> why a map cannot be used), including
+    participants with maps but no row in participants.tsv."""
     frame = study.participants.copy()
     frame["participant_id"] = frame["participant_id"].astype(str)
     left_out, keep = [], []
+    for sub in sorted((set(smoothed) | set(unsmoothed)) - set(frame["participant_id"])):
+        left_out.append({"participant_id": sub, "reason": "maps but no row in participants.tsv"})
     for _, row in frame.iterrows():
         sub = row["participant_id"]
         if sub not in smoothed or sub not in unsmoothed:
             left_out.append({"participant_id": sub, "reason": "no BPND map"})
+        elif sub in unusable:
+            left_out.append({"participant_id": sub, "reason": unusable[sub]})
         elif pd.isna(row[study.group]):
             left_out.append({"participant_id": sub, "reason": f"no {study.group}"})
         elif any(pd.isna(row[c]) for c in study.covariates):
@@ -193,36 +353,63 @@ def select_participants(study: Study, smoothed: dict, unsmoothed: dict
     return frame, pd.DataFrame(left_out, columns=["participant_id", "reason"])
 
 
-def run_tracer(config: Config, study: Study, tracer: str) -> None:
+def load_map(path: Path, grid: Grid) -> np.ndarray:
+    """A participant's map, checked: a readable 3D NIfTI on the group's MNI grid with finite
+    values in the brain. ValueError says why not."""
+    try:
+        img = nib.load(path)
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as err:          # nibabel and gzip raise many types for broken files
+        raise ValueError(f"unreadable map {path.name} ({type(err).__name__})") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.shape != grid.shape or not np.allclose(img.affine, grid.affine, atol=1e-3):
+        raise ValueError(f"map {path.name} is not on the {names.TEMPLATE_SPACE} "
+                         f"{grid.affine[0, 0]:g} mm grid (shape {data.shape})")
+    if not np.isfinite(data).any():
+        raise ValueError(f"map {path.name} has no finite value")
+    return data
+
+
+def load_maps(study: Study, smoothed: dict, unsmoothed: dict
+              ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str]]:
+    """Each participant's smoothed and unsmoothed map, and why some cannot be used."""
+    maps, unusable = {}, {}
+    for sub in sorted(set(smoothed) & set(unsmoothed)):
+        try:
+            maps[sub] = (load_map(smoothed[sub], study.grid), load_map(unsmoothed[sub],
+                                                                       study.grid))
+        except ValueError as err:
+            unusable[sub] = str(err)
+    return maps, unusable
+
+
+def run_tracer(config: Config, study: Study, tracer: str, group_dir: Path) -> None:
     """One tracer: maps, voxelwise analyses, ROI tables, settings and report."""
     settings, out_dir = config.group, config.run.output_dir
-    group_dir = out_dir / "group"
     smoothed = find_maps(out_dir, tracer, settings.model_label, settings.smoothing_desc)
     unsmoothed = find_maps(out_dir, tracer, settings.model_label, None)
-    frame, left = select_participants(study, smoothed, unsmoothed)
+    maps, unusable = load_maps(study, smoothed, unsmoothed)
+    frame, left = select_participants(study, smoothed, unsmoothed, unusable)
     counts = frame[study.group].value_counts()
     for level in study.levels:
         if counts.get(level, 0) < 2:
             raise PetbindError(f"{config.run.bids_dir / 'participants.tsv'}: group {level!r} of "
                                f"{study.group!r} has {counts.get(level, 0)} participant(s) with "
-                               "maps; each group needs at least 2", EX_DATAERR)
+                               "usable maps; each group needs at least 2", EX_DATAERR)
     say(config, f"trc-{tracer}: {len(frame)} participants "
         f"({', '.join(f'{k} {v}' for k, v in counts.items())}); left out: {len(left)}")
-    maps_sm = np.stack([np.asarray(nib.load(smoothed[s]).dataobj, dtype=np.float32)
-                        for s in frame["participant_id"]])
-    maps_raw = np.stack([np.asarray(nib.load(unsmoothed[s]).dataobj, dtype=np.float32)
-                         for s in frame["participant_id"]])
-    if maps_sm.shape[1:] != study.grid.shape:
-        raise PetbindError(f"{smoothed[frame['participant_id'][0]]}: not on the 2 mm "
-                           f"{names.TEMPLATE_SPACE} grid {study.grid.shape}", EX_DATAERR)
+    maps_sm = np.stack([maps[s][0] for s in frame["participant_id"]])
+    maps_raw = np.stack([maps[s][1] for s in frame["participant_id"]])
     write_nifti(group_dir / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
                                              meas="BPND"),
                 maps_raw.mean(axis=0), study.grid.affine)
-    used, skipped = voxelwise(config, study, tracer, frame, maps_sm)
+    used, skipped = voxelwise(config, study, tracer, frame, maps_sm, group_dir)
     roi_tables(study, tracer, frame, maps_raw, group_dir)
     write_tsv(group_dir / names.group_name(tracer, "participants", ".tsv", desc="leftout"), left)
     write_json(group_dir / names.group_name(tracer, "", ".json", desc="settings"), {
         "GroupColumn": study.group, "Levels": study.levels, "ReferenceGroup": study.reference,
+        "LevelLabels": study.level_labels,
         "Covariates": study.covariates, **settings.record(), "PermutationsUsed": used,
         "SkippedContrasts": skipped,
         "Inference": "cluster-level FDR (Benjamini-Hochberg over nonparametric uncorrected "
@@ -234,15 +421,15 @@ def run_tracer(config: Config, study: Study, tracer: str) -> None:
 
 
 def voxelwise(config: Config, study: Study, tracer: str, frame: pd.DataFrame,
-              maps_sm: np.ndarray) -> tuple[dict[str, int], dict[str, str]]:
+              maps_sm: np.ndarray, group_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
     """Every analysis of :func:`group_analyses` on the smoothed maps inside the brain mask;
     returns the permutations used per contrast and the contrasts skipped with the reason."""
-    settings, group_dir = config.group, config.run.output_dir / "group"
+    settings = config.group
     mask = study.brain & np.all(np.isfinite(maps_sm), axis=0) & np.all(maps_sm != 0, axis=0)
     y = maps_sm[:, mask].astype(np.float64)
     used, skipped = {}, {}
     for analysis in group_analyses(frame, study.group, study.levels, study.reference,
-                                   study.covariates):
+                                   study.covariates, study.level_labels[study.reference]):
         contrast = analysis.contrast
         if analysis.residual_dof < 1:
             skipped[contrast.name] = (f"{analysis.x.shape[0]} participants and "

@@ -17,14 +17,19 @@ import pandas as pd  # noqa: E402
 
 from bids_app import __version__  # noqa: E402
 from bids_app import names  # noqa: E402
-from bids_app.bids_io import write_text  # noqa: E402
+from bids_app.bids_io import check_write, write_text  # noqa: E402
 from bids_app.boilerplate import render_html  # noqa: E402
 from bids_app.reports import html_page  # noqa: E402
 from workflows.imaging.atlas import SEED_ROIS  # noqa: E402
 
 
+def plain(text: str) -> str:
+    """Text from the data as matplotlib shows it literally (``$`` would start mathtext)."""
+    return str(text).replace("$", r"\$")
+
+
 def _save(fig, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_write(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path.name
@@ -37,6 +42,7 @@ def mean_map_figure(mean_map: Path, path: Path) -> str:
                                      cut_coords=[-20, -10, 0, 10, 20, 40], cmap="magma",
                                      colorbar=True, title="mean BPND", black_bg=False,
                                      symmetric_cbar=False, vmin=0)
+    check_write(path).parent.mkdir(parents=True, exist_ok=True)
     display.savefig(str(path), dpi=80)
     display.close()
     return path.name
@@ -45,8 +51,9 @@ def mean_map_figure(mean_map: Path, path: Path) -> str:
 def glass_figure(stat_map: Path, path: Path, title: str) -> str:
     from nilearn import plotting
 
-    display = plotting.plot_glass_brain(str(stat_map), colorbar=True, title=title,
+    display = plotting.plot_glass_brain(str(stat_map), colorbar=True, title=plain(title),
                                         plot_abs=False)
+    check_write(path).parent.mkdir(parents=True, exist_ok=True)
     display.savefig(str(path), dpi=80)
     display.close()
     return path.name
@@ -64,8 +71,8 @@ def roi_figure(roi_table: pd.DataFrame, group: str, regions: list[str], path: Pa
             v = roi_table.loc[roi_table[group] == level, region].to_numpy()
             ax.scatter(i + rng.uniform(-0.15, 0.15, v.size), v, s=10)
             ax.plot([i - 0.25, i + 0.25], [np.nanmean(v)] * 2, "k-")
-        ax.set_xticks(range(len(levels)), levels, rotation=30, fontsize=7)
-        ax.set_title(region, fontsize=9)
+        ax.set_xticks(range(len(levels)), [plain(v) for v in levels], rotation=30, fontsize=7)
+        ax.set_title(plain(region), fontsize=9)
     for ax in axes.ravel()[len(regions):]:
         ax.axis("off")
     fig.tight_layout()

@@ -42,9 +42,12 @@ class ScanWriter(SimpleInterface):
         self._fields = list(fields)
 
     def _run_interface(self, runtime):
+        from bids_app.bids_io import writes_confined_to
+
         module, function = WRITERS[self.inputs.writer].split(":")
         products = {f: getattr(self.inputs, f) for f in self._fields
                     if isdefined(getattr(self.inputs, f))}
         write = getattr(importlib.import_module(module), function)
-        self._results["out"] = write(self.inputs.output_dir, self.inputs.scan, products)
+        with writes_confined_to(self.inputs.output_dir):   # a writer writes the outputs only
+            self._results["out"] = write(self.inputs.output_dir, self.inputs.scan, products)
         return runtime

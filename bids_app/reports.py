@@ -17,7 +17,7 @@ import pandas as pd  # noqa: E402
 
 from bids_app import __version__  # noqa: E402
 from bids_app import names  # noqa: E402
-from bids_app.bids_io import write_text  # noqa: E402
+from bids_app.bids_io import check_write, write_text  # noqa: E402
 from bids_app.boilerplate import render_html  # noqa: E402
 from workflows.imaging.atlas import SEED_ROIS  # noqa: E402
 from workflows.imaging.motion import motion_qc  # noqa: E402
@@ -35,7 +35,7 @@ def _slices(volume: np.ndarray) -> list[np.ndarray]:
 
 
 def _save(fig, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_write(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path.name

@@ -136,6 +136,24 @@ CASES = {
                        "cannot read"),
     "JSON not parseable": (lambda ds: sidecar(ds).write_text("{not json"), 65,
                            "not valid JSON"),
+    # a file holding only a NIfTI header: readable header, no voxels
+    "PET header only": (lambda ds: pet(ds).write_bytes(gzip.compress(
+        nib.Nifti1Image(np.ones((8, 8, 8, 6), np.float32), np.diag([2.0, 2, 2, 1]))
+        .header.binaryblock + b"\0" * 4, mtime=0)), 65, "cannot read the PET image's voxels"),
+    "T1w all NaN": (lambda ds: nib.save(nib.Nifti1Image(np.full((8, 8, 8), np.nan, np.float32),
+                                                        np.eye(4)), t1w(ds)), 65,
+                    "NaN or infinite values"),
+    "T1w one value": (lambda ds: nib.save(nib.Nifti1Image(np.ones((8, 8, 8), np.float32),
+                                                          np.eye(4)), t1w(ds)), 65,
+                      "one value everywhere"),
+    # one corrupted voxel: every model would return nonsense from it
+    "absurd PET voxel": (lambda ds: replace_pet(ds, np.where(
+        np.arange(8 * 8 * 8 * 6).reshape(8, 8, 8, 6) == 100, 1e30,
+        np.random.default_rng(1).uniform(100, 1000, (8, 8, 8, 6)))), 65, "over 1000 times"),
+    "no trc- entity and no usable TracerName": (lambda ds: [
+        edit_sidecar(ds, TracerName="[11C]$$"),
+        [p.rename(p.with_name(p.name.replace("_trc-carfentanil", "")))
+         for p in (ds / "sub-01" / "pet").iterdir()]], 65, "no usable TracerName"),
     "duplicate scans without run": (lambda ds: [
         (ds / "sub-01" / "pet" / "sub-01_trc-carfentanil_rec-b_pet.nii.gz").write_bytes(
             pet(ds).read_bytes()),
@@ -149,12 +167,114 @@ def test_bad_participant_input(case, tmp_path, capsys):
     ds = make_dataset(tmp_path / "ds")
     mutate, code, message = CASES[case]
     mutate(ds)
-    argv = [str(ds), str(tmp_path / "out"), "participant", "--skip-bids-validation"]
+    before = {p for p in tmp_path.rglob("*") if p.is_file()}
+    argv = [str(ds), str(tmp_path / "out"), "participant", "--skip-bids-validation", "-w",
+            str(tmp_path / "work")]
     assert run_cli("petbind", petbind_main, argv) == code
     err = capsys.readouterr().err.strip()
     assert message in err, err
     assert len(err.splitlines()) == 1, err
     assert str(tmp_path) in err or "carfentanil" in err          # names the file
+    made = {p for p in tmp_path.rglob("*") if p.is_file()} - before
+    assert not [p for p in made if not p.is_relative_to(tmp_path / "out")
+                and not p.is_relative_to(tmp_path / "work")], made   # nothing outside
+
+
+def config(tmp_path, content) -> list[str]:
+    path = tmp_path / "config.json"
+    path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+    return ["--config-file", str(path)]
+
+
+def filters(tmp_path, content) -> list[str]:
+    path = tmp_path / "filters.json"
+    path.write_text(json.dumps(content))
+    return ["--bids-filter-file", str(path)]
+
+
+CARFENTANIL = {"reference_region": "occipital", "theta3_range": [0.06, 0.6],
+               "radionuclide": "C11"}
+OPTION_CASES = {
+    "config file is binary": (lambda t: config(t, b"\x89PNG\x00\xff\xfe"), 65, "not a text"),
+    "config: n_bases not a number": (lambda t: config(t, {"n_bases": "many"}), 65,
+                                     "n_bases must be a number"),
+    "config: n_bases 0": (lambda t: config(t, {"n_bases": 0}), 64, "n_bases 0"),
+    "config: smoothing negative": (lambda t: config(t, {"smoothing_fwhm": -3}), 64,
+                                   "smoothing FWHM -3"),
+    "config: unknown reference region": (lambda t: config(t, {"tracers": {"carfentanil": {
+        "reference_region": "nowhere"}}}), 65, "reference_region 'nowhere'"),
+    "config: theta3 range reversed": (lambda t: config(t, {"tracers": {"carfentanil": {
+        "theta3_range": [0.6, 0.06]}}}), 65, "0 < LO < HI"),
+    "config: tracers a list": (lambda t: config(t, {"tracers": []}), 65,
+                               '"tracers" must be an object'),
+    "config: tracer a list": (lambda t: config(t, {"tracers": {"x": []}}), 65,
+                              "must be an object"),
+    "config: tracer name without letters": (lambda t: config(t, {"tracers": {
+        "$$": CARFENTANIL}}), 65, "needs letters or digits"),
+    "config: unknown radionuclide": (lambda t: config(t, {"tracers": {"carfentanil": {
+        "radionuclide": "Xx99"}}}), 65, "unknown radionuclide"),
+    "filter file a list": (lambda t: filters(t, [1, 2]), 65, "must be an object with the keys"),
+    "filter file a string": (lambda t: filters(t, "pet"), 65, "must be an object with the keys"),
+    "filter: unknown entity": (lambda t: filters(t, {"pet": {"flavour": "x"}}), 65,
+                               "cannot select on 'flavour'"),
+    "filter: overrides the suffix": (lambda t: filters(t, {"pet": {"suffix": "T1w"}}), 65,
+                                     "cannot select on 'suffix'"),
+    "filter: a value is an object": (lambda t: filters(t, {"pet": {"session": {"a": 1}}}), 65,
+                                     "must be a label"),
+    "plugin args a list": (lambda t: ["--plugin-args", "[1]"], 64, "must be a JSON object"),
+    "plugin unknown": (lambda t: ["--plugin", "Bogus"], 64, "--plugin 'Bogus'"),
+    "memory below the largest step": (lambda t: ["--mem", "1"], 64, "--mem 1"),
+    "no processes": (lambda t: ["--nprocs", "0"], 64, "--nprocs 0"),
+    "threads beyond processes": (lambda t: ["--omp-nthreads", "4", "--nprocs", "2"], 64,
+                                 "--nprocs 2"),
+    "smoothing negative": (lambda t: ["--smoothing-fwhm", "-1"], 64, "smoothing FWHM -1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPTION_CASES))
+def test_bad_participant_options(case, tmp_path, capsys):
+    ds = make_dataset(tmp_path / "ds")
+    options, code, message = OPTION_CASES[case]
+    argv = [str(ds), str(tmp_path / "out"), "participant", "--skip-bids-validation",
+            "-w", str(tmp_path / "work"), *options(tmp_path)]
+    assert run_cli("petbind", petbind_main, argv) == code
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    # nothing was processed and nothing written outside the output and work folders
+    assert not (tmp_path / "out" / "sub-01").exists()
+    made = {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()}
+    assert made <= {"ds", "out", "work", "config.json", "filters.json"}, made
+
+
+def test_a_pet_file_without_trc_is_named_by_its_tracer_name(tmp_path):
+    # "[11C]Carfentanil" in TracerName, no trc- in the file name: the scan is carfentanil, its
+    # derivatives named trc-carfentanil (the name from the sidecar is mapped to a label)
+    from bids_app.bids import check_scan, find_scans
+    from bids_app.cli.parser import build_parser
+    from bids_app.cli.run import config_from_args
+    ds = make_dataset(tmp_path / "ds", n_subjects=1)
+    edit_sidecar(ds, TracerName="[11C]Carfentanil")
+    for p in (ds / "sub-01" / "pet").iterdir():
+        p.rename(p.with_name(p.name.replace("_trc-carfentanil", "")))
+    cfg = config_from_args(build_parser().parse_args(
+        [str(ds), str(tmp_path / "out"), "participant"]))
+    scans = find_scans(cfg.run)
+    check_scan(scans[0], cfg.participant)
+    assert scans[0].name == "sub-01_trc-carfentanil" and scans[0].metadata.radionuclide == "C11"
+
+
+def test_every_built_in_tracer_has_a_reference_region_in_the_atlas():
+    # flumazenil's pons: the atlas has one brainstem label; its pons part must be found
+    from bids_app.config import ParticipantConfig
+    from bids_app.tracers import TRACERS
+    from workflows.imaging.atlas import load_atlas
+    from workflows.imaging.masks import PONS_Z_MM, reference_region_mni
+    for name in TRACERS:
+        mask = reference_region_mni(ParticipantConfig().tracer(name).reference_region)
+        assert mask.sum() > 1000, name                         # over 3 mL at 1.5 mm
+    pons = np.argwhere(reference_region_mni("pons"))
+    z = (pons @ load_atlas().affine[:3, :3].T + load_atlas().affine[:3, 3])[:, 2]
+    assert PONS_Z_MM[0] < z.min() and z.max() < PONS_Z_MM[1]
 
 
 def test_unknown_tracer_without_theta3_range(tmp_path, capsys):

@@ -153,6 +153,31 @@ def test_roi_statistics_equal_scipy():
         assert row["p-adj"] == pytest.approx(hsd.pvalue[i, j], abs=2e-3)
 
 
+def test_roi_anova_with_covariates_equals_a_nested_model_f_test():
+    # Type II F of the group with a numeric and a categorical covariate: the F test of the full
+    # model (group, age, sex) against the model without the group, as statsmodels computes it
+    # on designs built here with pandas' own dummy coding
+    import statsmodels.api as sm
+    rng = np.random.default_rng(3)
+    n = 30
+    values = pd.DataFrame({"g": rng.choice(["a", "b", "c"], n), "age": rng.uniform(20, 50, n),
+                           "sex": rng.choice(["F", "M"], n)})
+    values["roi"] = rng.normal(1.0, 0.2, n) + 0.01 * values["age"] + 0.2 * (values["g"] == "c")
+    stats_table, _ = table2(values, ["roi"], "g", "a", [["age", "sex"]])
+    row = stats_table[(stats_table["design"] == "three-class")].iloc[0]
+    covariates = pd.get_dummies(values[["age", "sex"]], drop_first=True, dtype=float)
+    reduced = sm.add_constant(covariates)
+    full = pd.concat([reduced, pd.get_dummies(values["g"], drop_first=True, dtype=float)],
+                     axis=1)
+    fit_full, fit_reduced = sm.OLS(values["roi"], full).fit(), sm.OLS(values["roi"],
+                                                                      reduced).fit()
+    f, p, df = fit_full.compare_f_test(fit_reduced)
+    assert row["F"] == pytest.approx(f, rel=1e-9) and row["p"] == pytest.approx(p, rel=1e-9)
+    eta = (fit_reduced.ssr - fit_full.ssr) / fit_reduced.ssr
+    assert row["partial_eta2"] == pytest.approx(eta, rel=1e-9)
+    assert row["df_group"] == df == 2 and row["df_resid"] == n - 5
+
+
 def test_null_data_false_cluster_rate_is_nominal():
     # Smooth Gaussian null maps (FWHM 8 mm at 2 mm, as the smoothed BPND maps) for the seed's
     # 39 participants, 10 repetitions: runs with any cluster-FDR-significant cluster at q 0.025

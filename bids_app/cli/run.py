@@ -40,28 +40,68 @@ def run_config_from_args(args) -> RunConfig:
     if inside(work_dir, bids_dir):
         raise PetbindError(f"{work_dir}: the work directory is inside the input dataset; "
                            "choose -w outside it", EX_USAGE)
-    filters = {}
-    if args.bids_filter_file:
-        if not args.bids_filter_file.is_file():
-            raise PetbindError(f"{args.bids_filter_file}: no such filter file", EX_NOINPUT)
-        try:
-            filters = json.loads(args.bids_filter_file.read_text())
-        except json.JSONDecodeError as err:
-            raise PetbindError(f"{args.bids_filter_file}: not valid JSON ({err.msg})",
-                               EX_DATAERR) from None
+    filters = read_filter_file(args.bids_filter_file) if args.bids_filter_file else {}
     try:
         plugin_args = json.loads(args.plugin_args)
     except json.JSONDecodeError:
-        raise PetbindError("--plugin-args must be JSON, e.g. '{\"n_procs\": 4}'",
-                           EX_USAGE) from None
+        plugin_args = None
+    if not isinstance(plugin_args, dict):
+        raise PetbindError("--plugin-args must be a JSON object, e.g. '{\"n_procs\": 4}'",
+                           EX_USAGE)
+    if args.plugin not in PLUGINS:
+        raise PetbindError(f"--plugin {args.plugin!r}: one of {', '.join(PLUGINS)}", EX_USAGE)
+    for option, value in (("--nprocs", args.nprocs), ("--omp-nthreads", args.omp_nthreads)):
+        if value < 1:
+            raise PetbindError(f"{option} {value}: give 1 or more", EX_USAGE)
+    if args.mem is not None and not args.mem > 0:
+        raise PetbindError(f"--mem {args.mem:g}: give the memory in GB", EX_USAGE)
     return RunConfig(
         bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
         analysis_level=args.analysis_level, participant_labels=args.participant_label,
         session_labels=args.session_label, tracers=args.tracer, bids_filters=filters,
-        nprocs=max(1, args.nprocs), omp_nthreads=max(1, args.omp_nthreads), mem_gb=args.mem,
+        nprocs=args.nprocs, omp_nthreads=args.omp_nthreads, mem_gb=args.mem,
         skip_bids_validation=args.skip_bids_validation,
         stop_on_first_crash=args.stop_on_first_crash, plugin=args.plugin,
         plugin_args=plugin_args, verbosity=-1 if args.quiet else args.verbose)
+
+
+# nipype's execution plugins (the names --plugin takes)
+PLUGINS = ("Linear", "MultiProc", "LegacyMultiProc", "SLURM", "SLURMGraph", "SGE", "SGEGraph",
+           "PBS", "PBSGraph", "LSF", "OAR", "Condor", "CondorDAGMan", "IPython")
+# what a filter file may select on: pybids entities, but not what petbind itself fixes
+FILTER_QUERIES = ("pet", "t1w")
+FILTER_FIXED = ("subject", "suffix", "extension", "datatype", "scope", "return_type")
+
+
+def read_filter_file(path: Path) -> dict:
+    """--bids-filter-file: {"pet": {...}, "t1w": {...}}, each mapping pybids entities to a label,
+    a list of labels or null; checked here, before any work."""
+    from bids.layout import Config as BIDSConfig
+
+    if not path.is_file():
+        raise PetbindError(f"{path}: no such filter file", EX_NOINPUT)
+    try:
+        filters = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PetbindError(f"{path}: not valid JSON ({err})", EX_DATAERR) from None
+    if not isinstance(filters, dict) or set(filters) - set(FILTER_QUERIES):
+        raise PetbindError(f"{path}: must be an object with the keys {', '.join(FILTER_QUERIES)}"
+                           ", e.g. {\"pet\": {\"session\": \"baseline\"}}", EX_DATAERR)
+    entities = set(BIDSConfig.load("bids").entities) - set(FILTER_FIXED)
+    for query, selection in filters.items():
+        if not isinstance(selection, dict):
+            raise PetbindError(f"{path}: \"{query}\" must be an object of entity -> label",
+                               EX_DATAERR)
+        for key, value in selection.items():
+            if key not in entities:
+                raise PetbindError(f"{path}: \"{query}\" cannot select on {key!r}; entities: "
+                                   f"{', '.join(sorted(entities))}", EX_DATAERR)
+            values = value if isinstance(value, list) else [value]
+            if not all(v is None or isinstance(v, (str, int)) and not isinstance(v, bool)
+                       for v in values):
+                raise PetbindError(f"{path}: \"{query}\".{key} must be a label, a list of "
+                                   "labels or null", EX_DATAERR)
+    return filters
 
 
 def config_from_args(args) -> Config:
@@ -111,9 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_participant(config: Config) -> int:
     from bids_app.bids import check_dataset, check_scan, find_scans, validate_or_fail
-    from bids_app.bids_io import write_json, write_text
-    from bids_app.boilerplate import write_citation
-    from bids_app.derivatives import init_output_dataset
+    from bids_app.bids_io import writes_confined_to
     from bids_app.participant import init_petbind_wf
 
     run = config.run
@@ -124,7 +162,26 @@ def run_participant(config: Config) -> int:
     scans = find_scans(run)
     for scan in scans:
         check_scan(scan, config.participant)
+    logs = run.output_dir / "logs"
+    # nipype copies its configuration into every workflow when it is made: configure first;
+    # the graph is checked against the resources before anything is written
+    configure_nipype(config, logs)
+    workflow, methods = init_petbind_wf(scans, config)
+    check_resources(config, workflow)
+    with writes_confined_to(run.output_dir, run.work_dir):
+        write_run_files(config, methods)
     say(config, f"{len(scans)} scan(s) to process: " + ", ".join(s.name for s in scans))
+    return execute(config, scans, workflow)
+
+
+def write_run_files(config: Config, methods: dict[str, list[str]]) -> None:
+    """The output dataset's description, the configuration (work dir), the settings and the
+    methods text (logs)."""
+    from bids_app.bids_io import write_json, write_text
+    from bids_app.boilerplate import write_citation
+    from bids_app.derivatives import init_output_dataset
+
+    run = config.run
     logs = run.output_dir / "logs"
     try:
         for folder in (run.output_dir, run.work_dir, logs):
@@ -132,19 +189,31 @@ def run_participant(config: Config) -> int:
         init_output_dataset(run.output_dir, run.bids_dir)
         write_text(run.work_dir / "petbind_config.json", config.to_json())
         write_json(logs / "participant_settings.json", config.participant.record())
+        write_citation(logs, "Methods: petbind participant level", merge_methods(methods))
     except OSError as err:
         raise PetbindError(f"{err.filename}: cannot write ({err.strerror}); choose a writable "
                            "output/work directory", EX_CANTCREAT) from None
-    # nipype copies its configuration into every workflow when it is made: configure first
-    configure_nipype(config, logs)
-    workflow, methods = init_petbind_wf(scans, config)
-    write_citation(logs, "Methods: petbind participant level", merge_methods(methods))
-    return execute(config, scans, workflow)
 
 
 def merge_methods(methods: dict[str, list[str]]) -> list[str]:
     """One methods text for the tracers of a run: each paragraph once, in order."""
     return list(dict.fromkeys(p for paragraphs in methods.values() for p in paragraphs))
+
+
+def check_resources(config: Config, workflow) -> None:
+    """With MultiProc, --mem and --nprocs must fit the largest step, or nipype refuses to run
+    it (a usage error before any work, not a failed run)."""
+    if config.run.plugin != "MultiProc":
+        return
+    nodes = workflow._get_all_nodes()
+    need_gb = max(node.mem_gb for node in nodes)
+    need_procs = max(node.n_procs for node in nodes)
+    if config.run.mem_gb is not None and config.run.mem_gb < need_gb:
+        raise PetbindError(f"--mem {config.run.mem_gb:g}: petbind's largest step needs "
+                           f"{need_gb:g} GB; give at least that", EX_USAGE)
+    if config.run.nprocs < need_procs:
+        raise PetbindError(f"--nprocs {config.run.nprocs}: steps run with --omp-nthreads "
+                           f"{need_procs} threads; give --nprocs at least that", EX_USAGE)
 
 
 def configure_nipype(config: Config, crash_dir: Path) -> None:

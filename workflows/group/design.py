@@ -58,19 +58,20 @@ def design_matrix(frame: pd.DataFrame, group: str, levels: list[str], reference:
 
 
 def group_analyses(frame: pd.DataFrame, group: str, levels: list[str], reference: str,
-                   covariates: list[str]) -> list[Analysis]:
+                   covariates: list[str], reference_label: str | None = None
+                   ) -> list[Analysis]:
     """``<reference>GtOthers``, ``<reference>LtOthers`` and (three or more levels) ``groupF``,
-    then the same with the covariates (suffix ``Adj``) when there are any."""
+    then the same with the covariates (suffix ``Adj``) when there are any. The contrasts are
+    named with ``reference_label`` (default: the level itself), a label safe in file names."""
+    name = reference if reference_label is None else reference_label
     out = []
     for cov_label, cov in (("", []), ("Adj", covariates)) if covariates else (("", []),):
         x2, names2 = design_matrix(frame, group, levels, reference, cov, three_class=False)
         nuisance2 = [i for i, n in enumerate(names2) if not n.startswith("group[")]
         c = np.zeros(x2.shape[1])
         c[names2.index(f"group[{reference}]")] = 1
-        out.append(Analysis(Contrast(f"{reference}GtOthers{cov_label}", c), x2, nuisance2,
-                            names2))
-        out.append(Analysis(Contrast(f"{reference}LtOthers{cov_label}", -c), x2, nuisance2,
-                            names2))
+        out.append(Analysis(Contrast(f"{name}GtOthers{cov_label}", c), x2, nuisance2, names2))
+        out.append(Analysis(Contrast(f"{name}LtOthers{cov_label}", -c), x2, nuisance2, names2))
         if len(levels) >= 3:
             x3, names3 = design_matrix(frame, group, levels, reference, cov, three_class=True)
             idx = [i for i, n in enumerate(names3) if n.startswith("group[")]

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
-from statsmodels.stats.anova import anova_lm
+from scipy import stats
 from statsmodels.stats.multicomp import pairwise_tukeyhsd
 
 
@@ -23,22 +22,42 @@ def roi_means(maps: np.ndarray, labels: np.ndarray, regions: dict[str, list[int]
     return out
 
 
+def _indicators(values: pd.Series) -> np.ndarray:
+    """Treatment coding: one 0/1 column per level but the first (levels sorted)."""
+    levels = sorted(values.unique())
+    return np.column_stack([(values == level).to_numpy(float) for level in levels[1:]]) \
+        if len(levels) > 1 else np.zeros((len(values), 0))
+
+
+def _rss_and_rank(x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    resid = y - x @ coef
+    return float(resid @ resid), int(np.linalg.matrix_rank(x))
+
+
 def anova_table(data: pd.DataFrame, value: str, group: str, covariates: list[str]
                 ) -> dict[str, float]:
-    """F, p and partial eta^2 of the group term (type II sums of squares); NaN when the model
-    leaves no residual degrees of freedom (as many parameters as participants)."""
-    terms = [f"C({group})"] + [f"Q('{c}')" if data[c].dtype.kind in "fi" else f"C({c})"
-                               for c in covariates]
-    model = smf.ols(f"Q('{value}') ~ " + " + ".join(terms), data=data).fit()
-    if model.df_resid < 1:
+    """F, p and partial eta^2 of the group term with type II sums of squares (the group's sum
+    of squares given the covariates: no interactions); NaN when the model leaves no residual
+    degrees of freedom (as many parameters as participants). Numeric covariates enter as they
+    are, others as indicators; the design matrices are built from the values, so no name from
+    the data is ever evaluated."""
+    y = data[value].to_numpy(float)
+    covariate_columns = [data[[c]].to_numpy(float) if data[c].dtype.kind in "fi"
+                         else _indicators(data[c]) for c in covariates]
+    reduced = np.column_stack([np.ones(len(y)), *covariate_columns])
+    full = np.column_stack([reduced, _indicators(data[group])])
+    rss_full, rank_full = _rss_and_rank(full, y)
+    rss_reduced, rank_reduced = _rss_and_rank(reduced, y)
+    df_group, df_resid = rank_full - rank_reduced, len(y) - rank_full
+    if df_resid < 1:
         return {"F": np.nan, "p": np.nan, "partial_eta2": np.nan,
                 "df_group": float(data[group].nunique() - 1), "df_resid": 0.0}
-    table = anova_lm(model, typ=2)
-    row = table.loc[f"C({group})"]
-    ss_res = table.loc["Residual", "sum_sq"]
-    return {"F": float(row["F"]), "p": float(row["PR(>F)"]),
-            "partial_eta2": float(row["sum_sq"] / (row["sum_sq"] + ss_res)),
-            "df_group": float(row["df"]), "df_resid": float(table.loc["Residual", "df"])}
+    ss_group = max(rss_reduced - rss_full, 0.0)
+    f = (ss_group / df_group) / (rss_full / df_resid)
+    return {"F": float(f), "p": float(stats.f.sf(f, df_group, df_resid)),
+            "partial_eta2": float(ss_group / (ss_group + rss_full)),
+            "df_group": float(df_group), "df_resid": float(df_resid)}
 
 
 def table2(values: pd.DataFrame, regions: list[str], group: str, reference: str,
