@@ -59,6 +59,7 @@ class SimulationConfig:
     derivatives_noise: float = 0.15
     t1w: Path | None = None
     skull_stripped: bool = False    # T1w written as brain only (zero outside the truth mask)
+    defaced: bool = False           # T1w with the face removed, as shared datasets are
 
     @property
     def n_subjects(self) -> int:
@@ -198,8 +199,8 @@ def simulate_person(cfg: SimulationConfig, root: Path, truth_root: Path, atlas: 
 def make_subject_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator,
                          scratch: Path) -> Anatomy:
     if cfg.t1w is not None:
-        return anatomy_from_t1w(cfg.t1w, atlas, scratch, cfg.seed, cfg.voxel_mm)
-    return make_anatomy(atlas, rng, cfg.t1_voxel_mm, cfg.voxel_mm)
+        return anatomy_from_t1w(cfg.t1w, atlas, scratch, cfg.seed, cfg.voxel_mm, cfg.defaced)
+    return make_anatomy(atlas, rng, cfg.t1_voxel_mm, cfg.voxel_mm, defaced=cfg.defaced)
 
 
 def write_anatomy(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str,
@@ -210,9 +211,12 @@ def write_anatomy(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str,
     write_json(anat / names.anat_name(sub, ses, "T1w", ".json"),
                {"Manufacturer": "petbind-simulate", "MagneticFieldStrength": 3,
                 "Description": "synthetic T1w: MNI152NLin2009cAsym brain deformed, " +
-                ("skull-stripped" if cfg.skull_stripped else "with head")})
+                ("skull-stripped" if cfg.skull_stripped else
+                 "with head, face removed" if cfg.defaced else "with head, face and neck")})
     write_nifti(truth / names.anat_name(sub, ses, "mask", desc="brain"),
                 anatomy.brain_t1.astype(np.uint8), anatomy.t1_grid.affine, dtype=np.uint8)
+    write_nifti(truth / names.anat_name(sub, ses, "dseg", seg="neuromorphometrics"),
+                anatomy.labels_t1.astype(np.int16), anatomy.t1_grid.affine, dtype=np.int16)
     if isinstance(anatomy.warp, SubjectWarp):
         write_json(truth / names.anat_name(sub, ses, "xfm", ".json", from_="T1w",
                                            to=TEMPLATE_SPACE, mode="points"),

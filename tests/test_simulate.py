@@ -284,3 +284,33 @@ def test_the_brains_unlabelled_rim_holds_activity_in_the_pet(tmp_path):
     assert rim.sum() > 1000
     assert 1 / 3 < np.median(last[rim]) / cortex < 2 / 3
     assert np.abs(last[outside]).max() == 0.0
+
+
+def test_heads_have_a_face_and_neck_and_deface_removes_the_face_only(tmp_path):
+    # The same head plain and defaced: with a face (in front of and below the brain) and a
+    # neck, as scanners record heads; defaced, the face is exactly 0 as defacing tools leave
+    # it, and the brain is untouched. Regions in MNI mm through the head's affine (its
+    # nonlinear part moves points by about 2 mm, far less than these regions' margins).
+    plain = simulate(tmp_path / "plain", "--n-subjects", "1", "--groups", "a", "--seed", "8",
+                     "--voxel-size", "4", "--t1-voxel-size", "3", "-q")
+    defaced = simulate(tmp_path / "defaced", "--n-subjects", "1", "--groups", "a", "--seed",
+                       "8", "--voxel-size", "4", "--t1-voxel-size", "3", "--deface", "-q")
+    t1 = {name: nib.load(ds / "sub-01" / "anat" / "sub-01_T1w.nii.gz")
+          for name, ds in (("plain", plain), ("defaced", defaced))}
+    truth = plain / "derivatives" / "truth" / "sub-01" / "anat"
+    brain = nib.load(truth / "sub-01_desc-brain_mask.nii.gz").get_fdata() > 0
+    to_mni = np.array(json.loads((truth / "sub-01_from-T1w_to-MNI152NLin2009cAsym_mode-points"
+                                  "_xfm.json").read_text())["Affine"])
+    ijk = np.indices(brain.shape).reshape(3, -1)
+    world = t1["plain"].affine[:3, :3] @ ijk + t1["plain"].affine[:3, 3:4]
+    x, y, z = (to_mni[:3, :3] @ world + to_mni[:3, 3:4]).reshape(3, *brain.shape)
+    face = (np.abs(x) < 20) & (y > 60) & (y < 80) & (z > -60) & (z < -40)    # cheeks, mouth
+    neck = (x ** 2 + (y + 22) ** 2 < 30 ** 2) & (z < -55) & (z > -75)
+    a, b = (np.asarray(img.dataobj) for img in (t1["plain"], t1["defaced"]))
+    level = np.median(a[brain])
+    assert face.sum() > 50 and np.median(a[face]) > 0.2 * level       # a face is there
+    assert neck.sum() > 50 and np.median(a[neck]) > 0.2 * level       # and a neck
+    assert np.all(b[face] == 0)                                       # defaced: no face
+    assert np.array_equal(a[brain], b[brain])                         # the brain as it was
+    labels = nib.load(truth / "sub-01_seg-neuromorphometrics_dseg.nii.gz").get_fdata() > 0
+    assert labels.shape == brain.shape and (labels & ~brain).sum() == 0

@@ -59,6 +59,9 @@ def build_parser() -> Parser:
     p.add_argument("--skull-stripped", action="store_true",
                    help="write the T1w brain-extracted (zero outside the brain), as some shared "
                    "datasets are")
+    p.add_argument("--deface", action="store_true",
+                   help="remove the T1w's face (set to 0 in front of and below a plane under the "
+                   "brow, as defacing tools do), as datasets shared on OpenNeuro are")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--version", action="version", version=f"petbind {__version__}")
@@ -108,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         occupancy=args.occupancy, seed=args.seed, target_model=args.target_model,
         k4_per_min=args.k4, age_effect_per_decade=args.age_effect, sex_effect=args.sex_effect,
         derivatives_only=args.derivatives_only, t1w=args.t1w,
-        skull_stripped=args.skull_stripped)
+        skull_stripped=args.skull_stripped, defaced=args.deface)
     if cfg.t1w is not None and not cfg.t1w.is_file():
         raise PetbindError(f"{cfg.t1w}: no such T1w image", EX_NOINPUT)
     t0 = time.perf_counter()

@@ -102,23 +102,62 @@ def template_brain(template_values: NDArray, labelled: NDArray[np.bool_]) -> NDA
     return ndimage.binary_fill_holes(labelled | (template_values > 0.05 * level))
 
 
+def _inside_ellipsoid(mni: NDArray[np.float64], centre: tuple[float, float, float],
+                     radii: tuple[float, float, float]) -> NDArray[np.bool_]:
+    return (((mni - np.array(centre)) / np.array(radii)) ** 2).sum(axis=1) <= 1.0
+
+
+def face_and_neck(mni: NDArray[np.float64], level: float) -> NDArray[np.float64]:
+    """Intensities of a face and neck at points given in MNI mm (0 elsewhere): soft tissue
+    (0.45 of white matter) under a bright fat layer (1.0), with dark eyes (0.15) in bright
+    orbital fat, a nose, and a neck with a vertebral column; drawn in MNI space so that each
+    head's warp deforms them with its brain."""
+    x, y, z = mni.T
+    face = _inside_ellipsoid(mni, (0, 50, -42), (58, 50, 38)) & (y > 5)
+    nose = _inside_ellipsoid(mni, (0, 98, -40), (12, 16, 24))
+    neck = ((x / 42) ** 2 + ((y + 22) / 42) ** 2 <= 1) & (z < -38)
+    tissue = face | nose | neck
+    inner = (_inside_ellipsoid(mni, (0, 50, -42), (52, 44, 32)) & (y > 5)) | \
+        ((x / 37) ** 2 + ((y + 22) / 37) ** 2 <= 1) & (z < -38)
+    out = np.where(tissue, 1.0, 0.0)                   # fat under the skin
+    out[inner] = 0.45                                  # muscle
+    for side in (-32.0, 32.0):
+        out[_inside_ellipsoid(mni, (side, 54, -30), (17, 17, 15))] = 1.1     # orbital fat
+        out[_inside_ellipsoid(mni, (side, 56, -30), (12, 12, 12))] = 0.15    # the eye
+    out[(x ** 2 + (y + 32) ** 2 <= 12 ** 2) & (z < -40)] = 0.6             # vertebrae
+    return out * level
+
+
+def deface(image: NDArray, mni: NDArray[np.float64], brain: NDArray[np.bool_],
+           voxel_mm: float, margin_mm: float = 4.0) -> NDArray:
+    """The image with its face removed as defacing tools do (voxels set to 0): everything in
+    front of and below the plane z = 0.75 y - 45 (MNI mm: under the brow, through the eyes,
+    the nose and the jaw), except the brain and ``margin_mm`` around it."""
+    keep = ndimage.distance_transform_edt(~brain, sampling=voxel_mm) <= margin_mm
+    face = (mni[:, 2] < 0.75 * mni[:, 1] - 45).reshape(image.shape) & ~keep
+    return np.where(face, 0, image)
+
+
 def synthesize_t1w(template: nib.Nifti1Image, warp: SubjectWarp, grid: Grid,
                    rng: np.random.Generator, labelled: NDArray[np.bool_],
-                   noise_fraction: float = 0.02, bias_fraction: float = 0.15
-                   ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+                   noise_fraction: float = 0.02, bias_fraction: float = 0.15,
+                   defaced: bool = False) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """A T1w head: the template brain pulled into native space, within the template's outline
     around the atlas's labelled voxels (``labelled``; :func:`template_brain`: the unlabelled
     rim holds activity in the PET too, so both images have the same outline), surrounded by
-    CSF, skull and a bright scalp (layers at 0-3, 3-9 and 9-15 mm from the brain), multiplied
-    by a smooth bias field (about +-``bias_fraction``), with Rician noise (SD
-    ``noise_fraction`` of white matter). Returns the image and the brain mask (truth)."""
+    CSF, skull and a bright scalp (layers at 0-3, 3-9 and 9-15 mm from the brain) and beyond
+    them a face and neck (:func:`face_and_neck`), multiplied by a smooth bias field (about
+    +-``bias_fraction``), with Rician noise (SD ``noise_fraction`` of white matter); with
+    ``defaced`` the face removed afterwards (:func:`deface`). Returns the image and the brain
+    mask (truth)."""
     vox = float(abs(grid.affine[0, 0]))
     points = grid.world_coordinates()
-    brain = sample_image(template, warp(points), order=1).reshape(grid.shape)
+    mni = warp(points)
+    brain = sample_image(template, mni, order=1).reshape(grid.shape)
     wm_level = float(np.percentile(brain[labelled], 95))
     brain_mask = template_brain(brain, labelled)
     distance = ndimage.distance_transform_edt(~brain_mask, sampling=vox)
-    head = np.zeros(grid.shape)
+    head = face_and_neck(mni, wm_level).reshape(grid.shape)
     head[(distance > 0) & (distance <= 3)] = 0.3 * wm_level
     head[(distance > 3) & (distance <= 9)] = 0.08 * wm_level
     head[(distance > 9) & (distance <= 15)] = 1.05 * wm_level
@@ -132,4 +171,6 @@ def synthesize_t1w(template: nib.Nifti1Image, warp: SubjectWarp, grid: Grid,
     sd = noise_fraction * wm_level
     image = np.sqrt((image + rng.normal(0, sd, grid.shape)) ** 2 +
                     rng.normal(0, sd, grid.shape) ** 2)
+    if defaced:
+        image = deface(image, mni, brain_mask, vox)
     return (image * (1000.0 / wm_level)).astype(np.float32), brain_mask
