@@ -55,6 +55,7 @@ class ParticipantConfig:
     seed: int = 0
     skull_strip_t1w: str = "auto"
     tracer_overrides: dict[str, dict] = field(default_factory=dict)
+    qc_thresholds: dict[str, list] = field(default_factory=dict)   # metric -> [lower, upper]
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.models if m not in voxelwise_models()]
@@ -105,7 +106,9 @@ class ParticipantConfig:
                 "PartialVolumePSFFWHMmm": self.pvc_psf_fwhm_mm,
                 "MNIVoxelSizeMm": self.mni_voxel_mm, "NumberOfBases": self.n_bases,
                 "Seed": self.seed, "SkullStripT1w": self.skull_strip_t1w,
-                "TracerOverrides": self.tracer_overrides}
+                "TracerOverrides": self.tracer_overrides,
+                "QCThresholds": {name: [t.lower, t.upper] for name, t in
+                                 qc_thresholds(self.qc_thresholds).items()}}
 
 
 @dataclass
@@ -123,6 +126,7 @@ class GroupConfig:
     model: str = "srtm-bfm"
     seed: int = 0
     mni_voxel_mm: float = 2.0
+    exclude_flagged: bool = False            # leave out scans whose QC flagged a metric
 
     def __post_init__(self) -> None:
         if not 0 < self.cluster_threshold < 1:
@@ -151,7 +155,8 @@ class GroupConfig:
         return {"Model": self.model_label, "Smoothing": self.smoothing_desc or "none",
                 "VoxelFDR": self.voxel_fdr, "TFCE": self.tfce, "ROIAtlas": self.roi_atlas,
                 "ClusterFormingThresholdP": self.cluster_threshold, "FDRq": self.fdr_q,
-                "NumberOfPermutations": self.n_permutations, "Seed": self.seed}
+                "NumberOfPermutations": self.n_permutations, "Seed": self.seed,
+                "ExcludeQCFlagged": self.exclude_flagged}
 
 
 @dataclass
@@ -167,7 +172,15 @@ class Config:
         return json.dumps(record, indent=2)
 
 
-CONFIG_KEYS = ("tracers", "smoothing_fwhm", "n_bases")
+def qc_thresholds(overrides: dict[str, list]) -> dict:
+    """Every QC metric's range: the defaults, with the config file's overrides."""
+    from workflows.imaging.qc import THRESHOLDS, Threshold
+
+    return {name: Threshold(*overrides[name], t.description) if name in overrides else t
+            for name, t in THRESHOLDS.items()}
+
+
+CONFIG_KEYS = ("tracers", "smoothing_fwhm", "n_bases", "qc_thresholds")
 TRACER_KEYS = ("reference_region", "theta3_range", "radionuclide")
 
 
@@ -202,7 +215,26 @@ def read_config_file(path: Path) -> dict:
                            EX_DATAERR)
     content["tracers"] = {canonical_tracer_name(name): _tracer_entry(path, name, entry)
                           for name, entry in tracers.items()}
+    content["qc_thresholds"] = _qc_entries(path, content.get("qc_thresholds", {}))
     return content
+
+
+def _qc_entries(path: Path, entries) -> dict[str, list]:
+    """"qc_thresholds": {"metric": [lower, upper]} with null for no bound."""
+    from workflows.imaging.qc import THRESHOLDS
+
+    if not isinstance(entries, dict):
+        raise PetbindError(f"{path}: \"qc_thresholds\" must be an object of metric -> "
+                           "[lower, upper]", EX_DATAERR)
+    for name, bounds in entries.items():
+        if name not in THRESHOLDS:
+            raise PetbindError(f"{path}: no QC metric {name!r}; metrics: "
+                               f"{', '.join(THRESHOLDS)}", EX_DATAERR)
+        if not (isinstance(bounds, list) and len(bounds) == 2 and
+                all(b is None or _is_number(b) for b in bounds)):
+            raise PetbindError(f"{path}: qc_thresholds {name!r} must be [lower, upper] "
+                               f"(numbers or null), not {bounds!r}", EX_DATAERR)
+    return dict(entries)
 
 
 def _is_number(value: Any) -> bool:

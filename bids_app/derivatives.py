@@ -18,12 +18,22 @@ from workflows.kinetics.models import get_model
 BIDSIGNORE = "\n".join([
     "# BEP023 (PET preprocessing derivatives) names the released validator does not know yet",
     "*_mimap.nii.gz", "*_mimap.json", "*_kinpar.tsv", "*_kinpar.json", "*_tacs.tsv",
-    "*_tacs.json", "*_motion.tsv", "*_motion.json", "*_petref.nii.gz", "*_petref.json",
+    "*_tacs.json", "*_motion.tsv", "*_motion.json", "*_qc.tsv", "*_qc.json",
+    "*_petref.nii.gz", "*_petref.json",
     "*_xfm.*", "*_mask.nii.gz", "*_mask.json", "*_dseg.nii.gz", "*_dseg.json",
     "*_probseg.nii.gz", "*_probseg.json", "*_T1w.nii.gz", "*_T1w.json", "*.html",
     "figures", "logs", "group", ""])
 
 TACS_SIDECAR = {"frame_start": {"Units": "s"}, "frame_end": {"Units": "s"}}
+QC_SIDECAR = {
+    "Description": "quality-control metrics of the scan, each against its range (set with "
+                   "qc_thresholds in --config-file); a metric out of its range flags the scan",
+    "metric": {"Description": "name of the metric"},
+    "value": {"Description": "its value for this scan"},
+    "lower": {"Description": "lowest value in range (n/a: none)"},
+    "upper": {"Description": "highest value in range (n/a: none)"},
+    "flagged": {"Description": "true where the value is out of range"},
+    "description": {"Description": "what the metric measures"}}
 REGIONAL_MODEL = "srtm"          # the model of the regional tables (_kinpar.tsv)
 
 
@@ -94,6 +104,7 @@ def write_scan_derivatives(output_dir: str, scan: dict, products: dict) -> list[
              "Description": "mean decay-corrected activity (Units of the PET image) per region"})
     out.put(products["kinpar"], names.kinpar_name(entities, get_model(REGIONAL_MODEL).label),
             kinpar_sidecar(ref))
+    out.put(products["qc"], entities.name("qc", ".tsv"), QC_SIDECAR)
     for model in scan["models"]:
         write_model_maps(out, entities, scan, model, products)
     return out.written

@@ -384,12 +384,37 @@ def load_maps(study: Study, smoothed: dict, unsmoothed: dict
     return maps, unusable
 
 
+def read_qc(out_dir: Path, tracer: str) -> pd.DataFrame:
+    """Every participant's QC metrics (first session), one row each: participant_id, the
+    metrics, and ``flagged`` (the metrics out of range, comma-separated)."""
+    rows = {}
+    for path in names.find(out_dir, "qc", ".tsv", trc=tracer):
+        subject = path.name.split("_")[0]
+        if subject in rows:
+            continue
+        try:
+            table = pd.read_csv(path, sep="\t")
+            flagged = table.loc[table["flagged"].astype(bool), "metric"]
+            rows[subject] = {"participant_id": subject,
+                             **dict(zip(table["metric"], table["value"])),
+                             "flagged": ", ".join(flagged)}
+        except (OSError, KeyError, ValueError, pd.errors.ParserError):
+            rows[subject] = {"participant_id": subject, "flagged": "unreadable QC file"}
+    return pd.DataFrame(list(rows.values()))
+
+
 def run_tracer(config: Config, study: Study, tracer: str, group_dir: Path) -> None:
     """One tracer: maps, voxelwise analyses, ROI tables, settings and report."""
     settings, out_dir = config.group, config.run.output_dir
     smoothed = find_maps(out_dir, tracer, settings.model_label, settings.smoothing_desc)
     unsmoothed = find_maps(out_dir, tracer, settings.model_label, None)
     maps, unusable = load_maps(study, smoothed, unsmoothed)
+    qc = read_qc(out_dir, tracer)
+    if len(qc):
+        write_tsv(group_dir / names.group_name(tracer, "qc", ".tsv"), qc)
+        if settings.exclude_flagged:
+            for _, row in qc[qc["flagged"] != ""].iterrows():
+                unusable.setdefault(row["participant_id"], f"QC flagged: {row['flagged']}")
     frame, left = select_participants(study, smoothed, unsmoothed, unusable)
     counts = frame[study.group].value_counts()
     for level in study.levels:
@@ -416,7 +441,8 @@ def run_tracer(config: Config, study: Study, tracer: str, group_dir: Path) -> No
         "cluster p-values from Freedman-Lane permutations), as SPM's topological FDR but with "
         "permutation instead of random-field cluster p-values"})
     from bids_app.group_report import group_report
-    report = group_report(group_dir, tracer, study.group, left, group_methods(settings, study))
+    report = group_report(group_dir, tracer, study.group, left, group_methods(settings, study),
+                          qc)
     say(config, f"trc-{tracer}: report {report}")
 
 

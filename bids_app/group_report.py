@@ -80,7 +80,7 @@ def roi_figure(roi_table: pd.DataFrame, group: str, regions: list[str], path: Pa
 
 
 def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFrame,
-                 methods: list[str]) -> Path:
+                 methods: list[str], qc: pd.DataFrame | None = None) -> Path:
     prefix = f"trc-{tracer}"
     figdir = group_dir / "figures"
     parts = [f"<h1>petbind {__version__}: group level, {html.escape(tracer)}</h1>"]
@@ -122,6 +122,12 @@ def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFram
                                                                 float_format="%.3g"))
     parts.append("<h2>Participants left out</h2>" + (
         left_out.to_html(index=False) if len(left_out) else "<p>None.</p>"))
+    if qc is not None and len(qc):
+        flagged = qc[qc["flagged"] != ""]
+        parts.append("<h2>Quality control</h2>" + (
+            "<p>Scans with a QC metric out of range (each scan's report shows why):</p>" +
+            flagged[["participant_id", "flagged"]].to_html(index=False) if len(flagged) else
+            f"<p>No scan of the {len(qc)} flagged.</p>"))
     parts.append("<h2>Methods</h2>" + render_html(methods))
     path = group_dir / names.group_name(tracer, "report", ".html")
     write_text(path, html_page(f"petbind group {tracer}", parts))

@@ -14,7 +14,9 @@ from workflows.anat import init_anat_wf
 from workflows.base import ANAT_INPUTS, PVC_OUTPUTS, SCAN_OUTPUTS, init_pet_wf, model_outputs
 
 ANAT_OUTPUTS = ("t1w_preproc", "brain_mask", "dseg", "gm_prob", "t1w_mni")
-REPORT_INPUTS = ("motion_tsv", "petref", "petref_t1w", "reference_mask", "tacs", "kinpar")
+REPORT_INPUTS = ("motion_tsv", "petref", "petref_t1w", "reference_mask", "atlas_pet", "tacs",
+                 "kinpar", "qc")
+REPORT_ANAT = ("t1w_preproc", "brain_mask", "dseg", "t1w_mni")
 
 
 def workflow_name() -> str:
@@ -53,7 +55,8 @@ def init_scan_wf(scan: Scan, config: Config) -> pe.Workflow:
                        smoothing_fwhm_mm=settings.smoothing_fwhm_mm,
                        mni_voxel_mm=settings.mni_voxel_mm,
                        pvc_psf_fwhm_mm=settings.pvc_psf_fwhm_mm,
-                       omp_nthreads=config.run.omp_nthreads, name=scan.ident)
+                       omp_nthreads=config.run.omp_nthreads, name=scan.ident,
+                       qc_thresholds=settings.qc_thresholds)
 
 
 def writer_node(writer: str, fields: list[str], record: dict, config: Config,
@@ -105,13 +108,13 @@ def _add_scan_outputs(workflow: pe.Workflow, anat_wf: pe.Workflow, pet_wf: pe.Wo
     models = [f for m in config.participant.models for f in model_outputs(m)]
     products = [f for f in SCAN_OUTPUTS if f != "petref_t1w"] + models
     sink = writer_node("scan", products, record, config, f"{scan.ident}_derivatives")
-    report = writer_node("report", [*REPORT_INPUTS, "t1w_preproc", "written", *models],
+    report = writer_node("report", [*REPORT_INPUTS, *REPORT_ANAT, "written", *models],
                          record, config, f"{scan.ident}_report")
     workflow.connect([
         (anat_wf, pet_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_INPUTS]),
         (pet_wf, sink, [(f"outputnode.{f}", f) for f in products]),
         (pet_wf, report, [(f"outputnode.{f}", f) for f in (*REPORT_INPUTS, *models)]),
-        (anat_wf, report, [("outputnode.t1w_preproc", "t1w_preproc")]),
+        (anat_wf, report, [(f"outputnode.{f}", f) for f in REPORT_ANAT]),
         (sink, report, [("out", "written")]),
     ])
     pet_wf.inputs.inputnode.pet = str(scan.pet)

@@ -4,7 +4,6 @@ warnings and a methods paragraph. Figures are PNG files beside the report."""
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import matplotlib
@@ -20,13 +19,12 @@ from bids_app import names  # noqa: E402
 from bids_app.bids_io import check_write, write_text  # noqa: E402
 from bids_app.boilerplate import render_html  # noqa: E402
 from workflows.imaging.atlas import SEED_ROIS  # noqa: E402
-from workflows.imaging.motion import motion_qc  # noqa: E402
+from workflows.imaging.qc import flagged_messages  # noqa: E402
 from workflows.imaging.tacs import read_tacs_table  # noqa: E402
 from workflows.kinetics.frames import FrameTiming  # noqa: E402
 from workflows.kinetics.metadata import PETMetadata  # noqa: E402
 from workflows.kinetics.models import get_model  # noqa: E402
 
-BOUND_FRACTION_WARNING = 0.1
 
 
 def _slices(volume: np.ndarray) -> list[np.ndarray]:
@@ -110,18 +108,74 @@ def map_figure(bpnd_mni: str, path: Path) -> str:
     return _save(fig, path)
 
 
-def scan_warnings(motion_tsv: str, kinpar_tsv: str, fit_infos: dict[str, dict]) -> list[str]:
-    """Warnings of a scan: motion over Magia's thresholds, regional fits on a bound, and voxelwise
-    fits with more than :data:`BOUND_FRACTION_WARNING` of their voxels on a bound."""
-    out = motion_qc(motion_tsv)
-    kin = pd.read_csv(kinpar_tsv, sep="\t")
+def contour_figure(background: str, layers: list[tuple[np.ndarray, str]], path: Path,
+                   title: str) -> str:
+    """Three orthogonal slices of ``background`` with the outlines of binary ``layers``
+    (volume on the same grid, colour)."""
+    bg = np.asarray(nib.load(background).dataobj, dtype=float)
+    fig, ax = plt.subplots(1, 3, figsize=(10, 3.5))
+    vmax = np.percentile(bg[bg > 0], 99) if np.any(bg > 0) else 1.0
+    for k, a in enumerate(ax):
+        a.imshow(_slices(bg)[k], cmap="gray", vmin=0, vmax=vmax)
+        for volume, colour in layers:
+            a.contour(_slices(volume.astype(float))[k], levels=[0.5], colors=colour,
+                      linewidths=0.7)
+        a.axis("off")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def label_edges(labels: np.ndarray) -> np.ndarray:
+    """Voxels where the label changes to a neighbour's (the outlines of every region)."""
+    edges = np.zeros(labels.shape, dtype=bool)
+    for axis in range(3):
+        change = np.diff(labels, axis=axis) != 0
+        index = [slice(None)] * 3
+        index[axis] = slice(1, None)
+        edges[tuple(index)] |= change
+    return edges & (labels > 0)
+
+
+def anatomy_figures(products: dict, figdir: Path, scan_name: str) -> dict[str, str]:
+    """The reportlets where anatomical failures show: the brain mask and tissues on the T1w,
+    the normalised T1w under the template's outlines, the atlas regions on the mean PET."""
+    from workflows.imaging.atlas import load_template, mni_grid, template_mask_on_grid
+    dseg = np.asarray(nib.load(products["dseg"]).dataobj)
+    mask = np.asarray(nib.load(products["brain_mask"]).dataobj) > 0.5
+    template = np.asarray(nib.load(products["t1w_mni"]).dataobj, dtype=float)
+    grid = mni_grid(float(abs(nib.load(products["t1w_mni"]).affine[0, 0])))
+    tpl_brain = template_mask_on_grid(grid)
+    tpl = np.asarray(load_template().dataobj, dtype=float)
+    wm_edge = None
+    if template.shape == grid.shape:
+        from scipy import ndimage
+        coords = (np.linalg.inv(load_template().affine) @ np.c_[grid.world_coordinates(),
+                                                                 np.ones(np.prod(grid.shape))].T)
+        tpl_on_grid = ndimage.map_coordinates(tpl, coords[:3], order=1).reshape(grid.shape)
+        wm_edge = tpl_on_grid > 0.8 * np.percentile(tpl_on_grid[tpl_brain], 90)
+    atlas = np.asarray(nib.load(products["atlas_pet"]).dataobj).round().astype(int)
+    return {
+        "Brain mask (red) and tissues (grey matter yellow, white matter blue) on the T1w":
+            contour_figure(products["t1w_preproc"], [(mask, "r"), (dseg >= 2, "y"),
+                                                     (dseg == 3, "c")],
+                           figdir / f"{scan_name}_brainmask.png", "brain mask and tissues"),
+        "Normalised T1w under the template's brain (red) and white-matter (blue) outlines":
+            contour_figure(products["t1w_mni"], [(tpl_brain, "r")] +
+                           ([(wm_edge, "c")] if wm_edge is not None else []),
+                           figdir / f"{scan_name}_normalisation.png", "normalisation"),
+        "Atlas regions on the mean PET": contour_figure(
+            products["petref"], [(label_edges(atlas), "y")], figdir / f"{scan_name}_atlas.png",
+            "Neuromorphometrics regions in PET space"),
+    }
+
+
+def scan_warnings(qc_tsv: str, kinpar_tsv: str) -> list[str]:
+    """Warnings of a scan: every flagged QC metric (anatomy, coregistration, reference region,
+    fits on a bound, head motion), and each regional fit on a bound."""
+    out = flagged_messages(pd.read_csv(qc_tsv, sep="\t"))
+    kin = pd.read_csv(kinpar_tsv, sep="\t", keep_default_na=False, na_values=["n/a"])
     for _, row in kin[kin["on_bound"].astype(bool)].iterrows():
         out.append(f"regional SRTM for {row['region']}: {row['warnings']}")
-    for model, info in fit_infos.items():
-        frac = info.get("FractionOfVoxelsOnTheta3Bound", 0.0)
-        if frac > BOUND_FRACTION_WARNING:
-            out.append(f"{model}: {frac:.0%} of voxels have their best theta3 on the edge of "
-                       f"the range {info.get('Theta3RangePerMin')}: widen it in --config-file")
     return out
 
 
@@ -135,9 +189,8 @@ def scan_report(output_dir: str, scan: dict, products: dict) -> str:
     reference_region = scan["reference_region"]
     timing = PETMetadata.from_record(scan["metadata"]).timing
     first = scan["models"][0].replace("-", "_")
-    fit_infos = {m: json.loads(Path(products[f"{m.replace('-', '_')}_fit_info"]).read_text())
-                 for m in scan["models"]}
     figs = {
+        **anatomy_figures(products, figdir, scan_name),
         "Head motion": motion_figure(products["motion_tsv"], timing,
                                      figdir / f"{scan_name}_motion.png"),
         "PET on T1w (coregistration)": overlay_figure(
@@ -151,7 +204,7 @@ def scan_report(output_dir: str, scan: dict, products: dict) -> str:
             figdir / f"{scan_name}_tacs.png"),
         "BPND map": map_figure(products[f"{first}_mni"][0], figdir / f"{scan_name}_bpnd.png"),
     }
-    warnings = scan_warnings(products["motion_tsv"], products["kinpar"], fit_infos)
+    warnings = scan_warnings(products["qc"], products["kinpar"])
     kin = pd.read_csv(products["kinpar"], sep="\t", keep_default_na=False, na_values=["n/a"])
     parts = [f"<h1>petbind {__version__}: {html.escape(scan_name)}</h1>",
              "<h2>Warnings</h2>",
@@ -161,6 +214,8 @@ def scan_report(output_dir: str, scan: dict, products: dict) -> str:
         parts.append(f"<h2>{html.escape(title)}</h2>"
                      f"<img src='figures/sub-{scan['subject']}/{name}'>")
     parts.append("<h2>Regional SRTM</h2>" + kin.to_html(index=False, float_format="%.3f"))
+    parts.append("<h2>Quality control</h2>" + pd.read_csv(products["qc"], sep="\t").to_html(
+        index=False, float_format="%.4g", na_rep=""))
     parts.append("<h2>Methods</h2>" + render_html(scan["methods"]))
     path = out / names.report_name(entities)
     write_text(path, html_page(scan_name, parts))

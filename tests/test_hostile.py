@@ -277,3 +277,28 @@ def test_participants_with_maps_but_no_row_are_listed(ds):
                        sep="\t")
     assert left.set_index("participant_id").loc["sub-08", "reason"] == \
         "maps but no row in participants.tsv"
+
+
+def write_qc(ds: Path, sub: str, missing_ml: float) -> None:
+    from workflows.imaging.qc import qc_table
+    scan = names.ScanEntities(sub[4:], None, "carfentanil")
+    qc_table({"brain_missing_ml": missing_ml, "coregistration_offset_mm": 0.0}).to_csv(
+        names.scan_file(out(ds), scan, "qc", ".tsv"), sep="\t", index=False)
+
+
+def test_scans_flagged_by_qc_are_listed_and_left_out_on_request(ds):
+    write_qc(ds, "sub-02", 68.0)                       # a brain mask that lost frontal brain
+    write_qc(ds, "sub-03", 0.0)
+    assert group(ds) == 0
+    qc = pd.read_csv(out(ds) / "group" / "trc-carfentanil_qc.tsv", sep="\t",
+                     keep_default_na=False).set_index("participant_id")
+    assert qc.loc["sub-02", "flagged"] == "brain_missing_ml" and qc.loc["sub-03", "flagged"] == ""
+    report = (out(ds) / "group" / "trc-carfentanil_report.html").read_text()
+    assert "Quality control" in report and "brain_missing_ml" in report
+    left = out(ds) / "group" / "trc-carfentanil_desc-leftout_participants.tsv"
+    assert "sub-02" not in set(pd.read_csv(left, sep="\t")["participant_id"])
+    assert group(ds, "--exclude-flagged") == 0
+    left = pd.read_csv(left, sep="\t").set_index("participant_id")
+    assert left.loc["sub-02", "reason"] == "QC flagged: brain_missing_ml"
+    settings = json.loads((out(ds) / "group" / "trc-carfentanil_desc-settings.json").read_text())
+    assert settings["ExcludeQCFlagged"] is True

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -297,3 +298,67 @@ def test_usage_errors(dataset, tmp_path, capsys, args, code, message):
     assert run_cli("petbind", petbind_main, argv) == code
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_quality_control_passes_a_good_scan_and_shows_the_anatomy(dataset):
+    # sub-01 is processed right (its accuracy is tested above): no anatomy, coregistration or
+    # fit metric is flagged. Its head moved by more than Magia's 1 mm limit (the phantom's
+    # motion is 1.5 mm SD), so that one is, in the QC table and as the report's warning. The
+    # report shows where anatomy fails when it does (mask, normalisation, atlas on PET).
+    out = dataset["out"]
+    qc = pd.read_csv(out / "sub-01" / "pet" / "sub-01_trc-carfentanil_qc.tsv", sep="\t")
+    truth = pd.read_csv(dataset["ds"] / "derivatives" / "truth" / "sub-01" / "pet" /
+                        "sub-01_trc-carfentanil_desc-truth_motion.tsv", sep="\t")
+    assert truth[["trans_x", "trans_y", "trans_z"]].abs().to_numpy().max() > 1.0
+    assert list(qc.loc[qc["flagged"], "metric"]) == ["max_translation_mm"]
+    assert {"brain_missing_ml", "coregistration_offset_mm", "reference_volume_ml"} <= \
+        set(qc["metric"])
+    report = (out / "sub-01_trc-carfentanil.html").read_text()
+    assert "Quality control" in report and "QC: max_translation_mm" in report
+    assert "QC: brain" not in report and "QC: coregistration" not in report
+    console = [line for line in dataset["proc"].stderr.splitlines() if "QC:" in line]
+    assert any("max_translation_mm" in line for line in console), console
+    for figure in ("brainmask", "normalisation", "atlas"):
+        assert (out / "figures" / "sub-01" / f"sub-01_trc-carfentanil_{figure}.png").is_file()
+
+
+def test_injected_failures_are_flagged_and_reported(dataset, tmp_path):
+    # A brain mask cut by 20 % of the frontal lobe and a coregistration 8 mm off, each
+    # injected into sub-01's otherwise good results, must leave its QC metric's range and
+    # appear as a warning in the scan's report.
+    from nipype.utils.filemanip import loadpkl
+    from scipy import ndimage
+    from bids_app.reports import scan_report
+    from workflows.imaging.qc import scan_qc
+    work = next(dataset["work"].glob("petbind_*_wf"))
+    inputs = loadpkl(next(work.glob("sub01_trccarfentanil_report/_inputs.pklz")))
+    products = {k: v for k, v in inputs.items()
+                if k not in ("writer", "output_dir", "scan")}
+    mask_img = nib.load(products["brain_mask"])
+    mask = np.asarray(mask_img.dataobj) > 0.5
+    ijk = np.argwhere(mask)
+    y = (ijk @ mask_img.affine[:3, :3].T + mask_img.affine[:3, 3])[:, 1]
+    cut = mask.copy()                  # the most anterior voxels: a fifth of a frontal lobe
+    cut[tuple(ijk[np.argsort(-y)[:int(0.2 * mask.sum() / 3)]].T)] = False
+    cut_path = tmp_path / "cut_mask.nii.gz"
+    nib.save(nib.Nifti1Image(cut.astype(np.uint8), mask_img.affine), cut_path)
+    pet = nib.load(products["petref_t1w"])
+    moved = ndimage.shift(np.asarray(pet.dataobj, dtype=np.float32),
+                          (0, 8.0 / pet.header.get_zooms()[1], 0), order=1)
+    moved_path = tmp_path / "pet_moved.nii.gz"
+    nib.save(nib.Nifti1Image(moved, pet.affine), moved_path)
+    qc_inputs = loadpkl(next(work.glob("sub01_trccarfentanil/qc_wf/metrics/_inputs.pklz")))
+    args = {k: qc_inputs[k] for k in ("t1w_mni", "t1w2mni", "reference_mask", "kinpar",
+                                      "fit_info", "motion_tsv")}
+    for name, mask_path, pet_path, metric in (
+            ("cut", cut_path, products["petref_t1w"], "brain_missing_ml"),
+            ("moved", products["brain_mask"], moved_path, "coregistration_offset_mm")):
+        folder = tmp_path / name
+        folder.mkdir()
+        qc_path = scan_qc(str(mask_path), petref_t1w=str(pet_path), thresholds={},
+                          out_dir=str(folder), **args)
+        qc = pd.read_csv(qc_path, sep="\t").set_index("metric")
+        assert qc.loc[metric, "flagged"], qc
+        html = Path(scan_report(str(folder / "out"), inputs["scan"], {**products,
+                                                                       "qc": qc_path}))
+        assert f"QC: {metric}" in html.read_text()

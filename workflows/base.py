@@ -13,13 +13,14 @@ from workflows.hmc import init_hmc_wf
 from workflows.kinetics.model import ModelSettings
 from workflows.mni import init_mni_wf
 from workflows.pvc import init_pvc_wf
+from workflows.qc import init_qc_wf
 from workflows.refregion import init_refregion_wf
 from workflows.tacs import init_tacs_wf
 from workflows.voxelwise import init_voxelwise_wf
 
-ANAT_INPUTS = ("t1w_brain", "brain_mask", "gm_prob", "t1w2mni", "mni2t1w")
+ANAT_INPUTS = ("t1w_brain", "brain_mask", "gm_prob", "t1w2mni", "mni2t1w", "t1w_mni")
 SCAN_OUTPUTS = ("petref", "motion_tsv", "petref_t1w", "reference_mask", "brain_mask_pet",
-                "atlas_pet", "tacs", "kinpar")
+                "atlas_pet", "tacs", "kinpar", "qc")
 PVC_OUTPUTS = ("pvc_tacs", "pvc_kinpar", "pvc_resolution_mm")
 
 
@@ -38,7 +39,7 @@ def model_outputs(model: str) -> tuple[str, ...]:
 def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
                 k2a_range: tuple[float, float], n_bases: int, smoothing_fwhm_mm: float,
                 mni_voxel_mm: float, pvc_psf_fwhm_mm: float | None, omp_nthreads: int,
-                name: str) -> pe.Workflow:
+                name: str, qc_thresholds: dict[str, list] | None = None) -> pe.Workflow:
     """One PET scan, from the raw image to its products.
 
     Parameters
@@ -49,10 +50,12 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
     k2a_range, n_bases : theta3 range (1/min, decay-corrected data) and number of bases.
     smoothing_fwhm_mm, mni_voxel_mm : the MNI maps' smoothing and grid.
     pvc_psf_fwhm_mm : the scanner's PSF for GTM correction of regional TACs (None: none).
+    qc_thresholds : ranges of the QC metrics that differ from the defaults.
 
     Inputs
     ------
-    pet, and from the anatomical workflow t1w_brain, brain_mask, gm_prob, t1w2mni, mni2t1w.
+    pet, and from the anatomical workflow t1w_brain, brain_mask, gm_prob, t1w2mni, mni2t1w,
+    t1w_mni.
 
     Outputs
     -------
@@ -90,22 +93,12 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
     settings = ModelSettings(theta3_range_per_min=tuple(k2a_range), n_bases=n_bases)
     added = [_add_model(workflow, model, metadata, settings, smoothing_fwhm_mm, mni_voxel_mm,
                         (inputnode, outputnode, hmc, coreg, masks)) for model in models]
+    _add_qc(workflow, qc_thresholds, (inputnode, outputnode, hmc, coreg, masks, tacs,
+                                      added[0][0]))
     stages = [hmc, coreg, masks, tacs] + [fit for fit, _ in added] + [added[0][1]]
     if pvc_psf_fwhm_mm:
-        pvc = init_pvc_wf(metadata=metadata, psf_fwhm_mm=pvc_psf_fwhm_mm,
-                          reference_region=reference_region)
-        workflow.connect([
-            (inputnode, pvc, [("mni2t1w", "inputnode.mni2t1w"),
-                              ("brain_mask", "inputnode.brain_mask")]),
-            (hmc, pvc, [(f"outputnode.{f}", f"inputnode.{f}") for f in ("petref", "pet_hmc",
-                                                                         "motion_tsv")]),
-            (coreg, pvc, [("outputnode.pet2t1w", "inputnode.pet2t1w")]),
-            (masks, pvc, [("outputnode.reference_mask", "inputnode.reference_mask")]),
-            (pvc, outputnode, [("outputnode.tacs", "pvc_tacs"),
-                               ("outputnode.kinpar", "pvc_kinpar"),
-                               ("outputnode.resolution_mm", "pvc_resolution_mm")]),
-        ])
-        stages.append(pvc)
+        stages.append(_add_pvc(workflow, metadata, pvc_psf_fwhm_mm, reference_region,
+                               (inputnode, outputnode, hmc, coreg, masks)))
     # the methods paragraph: each stage describes itself with its settings
     workflow.__desc__ = "".join(stage.__desc__ for stage in stages)
     return workflow
@@ -134,3 +127,37 @@ def _add_model(workflow: pe.Workflow, model: str, metadata: dict, settings: Mode
                                                          mni_smoothed)]),
     ])
     return voxelwise, to_mni
+
+
+def _add_qc(workflow: pe.Workflow, thresholds: dict | None, nodes: tuple) -> None:
+    """The QC metrics of the scan (its anatomy, coregistration, reference, fits, motion)."""
+    inputnode, outputnode, hmc, coreg, masks, tacs, voxelwise = nodes
+    qc = init_qc_wf(thresholds=thresholds)
+    workflow.connect([
+        (inputnode, qc, [(f, f"inputnode.{f}") for f in ("brain_mask", "t1w_mni", "t1w2mni")]),
+        (hmc, qc, [("outputnode.motion_tsv", "inputnode.motion_tsv")]),
+        (coreg, qc, [("outputnode.petref_t1w", "inputnode.petref_t1w")]),
+        (masks, qc, [("outputnode.reference_mask", "inputnode.reference_mask")]),
+        (tacs, qc, [("outputnode.kinpar", "inputnode.kinpar")]),
+        (voxelwise, qc, [("outputnode.fit_info", "inputnode.fit_info")]),
+        (qc, outputnode, [("outputnode.qc", "qc")]),
+    ])
+
+
+def _add_pvc(workflow: pe.Workflow, metadata: dict, psf_fwhm_mm: float, reference_region: str,
+             nodes: tuple) -> pe.Workflow:
+    """GTM-corrected regional TACs and their fits (returned)."""
+    inputnode, outputnode, hmc, coreg, masks = nodes
+    pvc = init_pvc_wf(metadata=metadata, psf_fwhm_mm=psf_fwhm_mm,
+                      reference_region=reference_region)
+    workflow.connect([
+        (inputnode, pvc, [("mni2t1w", "inputnode.mni2t1w"),
+                          ("brain_mask", "inputnode.brain_mask")]),
+        (hmc, pvc, [(f"outputnode.{f}", f"inputnode.{f}") for f in ("petref", "pet_hmc",
+                                                                     "motion_tsv")]),
+        (coreg, pvc, [("outputnode.pet2t1w", "inputnode.pet2t1w")]),
+        (masks, pvc, [("outputnode.reference_mask", "inputnode.reference_mask")]),
+        (pvc, outputnode, [("outputnode.tacs", "pvc_tacs"), ("outputnode.kinpar", "pvc_kinpar"),
+                           ("outputnode.resolution_mm", "pvc_resolution_mm")]),
+    ])
+    return pvc

@@ -105,6 +105,9 @@ def _add_group_options(p: Parser) -> None:
     grp.add_argument("--tfce", action="store_true",
                      help="also threshold-free cluster enhancement with permutation FWE p "
                      "(t contrasts; nilearn; slow: about 1-2 s per permutation at 2 mm)")
+    grp.add_argument("--exclude-flagged", action="store_true",
+                     help="leave out participants whose scan's quality control flagged a metric "
+                     "(listed with the metrics); by default they are analysed and listed")
     grp.add_argument("--roi-atlas", default="neuromorphometrics", metavar="ATLAS",
                      help="'neuromorphometrics' (default: the seed study's ten ROIs, bilateral "
                      "and per hemisphere), or a label image in MNI152NLin2009cAsym (.nii[.gz]) "

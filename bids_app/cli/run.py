@@ -116,14 +116,15 @@ def config_from_args(args) -> Config:
         smoothing_fwhm_mm=args.smoothing_fwhm if args.smoothing_fwhm is not None else
         float(extra.get("smoothing_fwhm", 8.0)),
         n_bases=int(extra.get("n_bases", 300)), pvc_psf_fwhm_mm=args.pvc_psf_fwhm,
-        tracer_overrides=extra.get("tracers", {}))
+        tracer_overrides=extra.get("tracers", {}),
+        qc_thresholds=extra.get("qc_thresholds", {}))
     group = GroupConfig(
         group_column=args.group_column, reference_group=args.reference_group,
         covariates=args.covariates, smoothing=args.smoothing,
         cluster_threshold=args.cluster_threshold, fdr_q=args.fdr_q,
         n_permutations=args.n_permutations, voxel_fdr=args.voxel_fdr, tfce=args.tfce,
         roi_atlas=args.roi_atlas, model=args.model[0], seed=args.seed,
-        mni_voxel_mm=participant.mni_voxel_mm)
+        mni_voxel_mm=participant.mni_voxel_mm, exclude_flagged=args.exclude_flagged)
     return Config(run, participant, group)
 
 
@@ -290,6 +291,14 @@ def crash_concerns(crash: Path, scan) -> bool:
     return bool(re.search(rf"(?<![A-Za-z0-9])({'|'.join(names)})(?![A-Za-z0-9])", head))
 
 
+def qc_warnings(qc_tsv: Path) -> list[str]:
+    """The flagged QC metrics of a finished scan, one line each."""
+    import pandas as pd
+
+    from workflows.imaging.qc import flagged_messages
+    return flagged_messages(pd.read_csv(qc_tsv, sep="\t")) if qc_tsv.is_file() else []
+
+
 def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int:
     from bids_app import names
     from workflows.kinetics.models import get_model
@@ -308,6 +317,8 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
     for scan, _ in ok:
         say(config, f"  ok      {scan.name} (report: "
             f"{out_dir / names.report_name(scan.entities)})")
+        for warning in qc_warnings(names.scan_file(out_dir, scan.entities, "qc", ".tsv")):
+            say(config, f"          {warning}", level=-1)
     for scan, mine in bad:
         where = ", ".join(str(c) for c in mine) or f"see {out_dir / 'logs'}"
         say(config, f"  FAILED  {scan.name} (crash file: {where})", level=-1)

@@ -17,8 +17,6 @@ import pandas as pd
 from workflows.kinetics.metadata import PETMetadata
 
 FD_RADIUS_MM = 50.0
-QC_TRANSLATION_MM = 1.0
-QC_ROTATION_RAD = 0.05
 REGISTRATION_MM = 4.0   # finest grid of the frame registrations (mm)
 
 
@@ -123,17 +121,3 @@ def motion_correct(pet: str, metadata: dict, out_dir: str, ref_start_s: float = 
     motion_path = str(out / "motion.tsv")
     table.to_csv(motion_path, sep="\t", index=False, float_format="%.6f")
     return hmc_path, petref_path, motion_path, list(transforms)
-
-
-def motion_qc(motion_tsv: str) -> list[str]:
-    """Warnings where motion exceeds Magia's thresholds (1 mm, 0.05 rad)."""
-    table = pd.read_csv(motion_tsv, sep="\t")
-    trans = table[["trans_x", "trans_y", "trans_z"]].abs().to_numpy().max()
-    rot = table[["rot_x", "rot_y", "rot_z"]].abs().to_numpy().max()
-    out = []
-    if trans > QC_TRANSLATION_MM:
-        out.append(f"head motion: translation up to {trans:.2f} mm (threshold "
-                   f"{QC_TRANSLATION_MM} mm)")
-    if rot > QC_ROTATION_RAD:
-        out.append(f"head motion: rotation up to {rot:.3f} rad (threshold {QC_ROTATION_RAD} rad)")
-    return out

@@ -1,0 +1,184 @@
+"""Quality-control metrics of one scan, each against a threshold: where the anatomy, the
+coregistration, the reference region, the fits or the head motion went wrong, a metric leaves
+its range and the scan is flagged (the report, the console and the group level say so).
+
+Anatomy is judged against the template brought by the normalisation's affine alone: a brain
+mask that lost a lobe cannot pull an affine into the hole the way a nonlinear warp can.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+CORE_MM = 6.0      # the template brain this far inside its outline (affine misfit tolerated)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    lower: float | None
+    upper: float | None
+    description: str
+
+    def flags(self, value: float) -> bool:
+        return bool(not np.isfinite(value) or (self.lower is not None and value < self.lower)
+                    or (self.upper is not None and value > self.upper))
+
+
+THRESHOLDS: dict[str, Threshold] = {
+    "brain_volume_ratio": Threshold(
+        0.85, 1.15, "brain mask volume over the template brain's, scaled by the "
+        "normalisation's affine"),
+    "brain_missing_ml": Threshold(
+        None, 15.0, f"template brain (affine; over {CORE_MM:g} mm inside its outline) outside "
+        "the brain mask, mL: brain cut away"),
+    "brain_excess_ml": Threshold(
+        None, 60.0, f"brain mask over {CORE_MM:g} mm outside the template brain (affine), mL: "
+        "skull, eyes or scalp kept"),
+    "normalised_t1w_correlation": Threshold(
+        0.8, None, "correlation of the normalised T1w with the template in its brain"),
+    "coregistration_offset_mm": Threshold(
+        None, 5.0, "shift (mm) that would match the coregistered PET best to the T1w's brain"),
+    "reference_volume_ml": Threshold(3.0, None, "reference region volume, mL"),
+    "regions_on_bound_fraction": Threshold(
+        None, 0.25, "share of the regional fits with an estimate on a bound"),
+    "voxels_on_bound_fraction": Threshold(
+        None, 0.1, "share of the voxels whose fit is on a bound"),
+    "max_translation_mm": Threshold(None, 1.0, "largest head translation, mm (Magia: 1)"),
+    "max_rotation_rad": Threshold(None, 0.05, "largest head rotation, rad (Magia: 0.05)"),
+}
+
+
+def _volume_ml(mask: np.ndarray, zooms) -> float:
+    return float(mask.sum() * np.prod(zooms) / 1000.0)
+
+
+def anatomy_metrics(brain_mask: str, t1w_mni: str, affine: str, template: str,
+                    template_mask_on_t1w: str) -> dict[str, float]:
+    """``template_mask_on_t1w``: the template's brain mask brought to the T1w grid by the
+    normalisation's affine alone (``affine``: its ITK file, MNI points -> T1w points);
+    ``t1w_mni``: the normalised T1w on the template's grid (``template``)."""
+    import ants
+
+    mask_img = nib.load(brain_mask)
+    zooms = mask_img.header.get_zooms()[:3]
+    mask = np.asarray(mask_img.dataobj) > 0.5
+    prior = np.asarray(nib.load(template_mask_on_t1w).dataobj) > 0.5
+    inside = ndimage.distance_transform_edt(prior, sampling=zooms) > CORE_MM
+    outside = ndimage.distance_transform_edt(~prior, sampling=zooms) > CORE_MM
+    matrix = np.asarray(ants.read_transform(affine).parameters[:9], dtype=float).reshape(3, 3)
+    tpl = nib.load(template)
+    tpl_data = np.asarray(tpl.dataobj, dtype=np.float64)
+    tpl_brain = tpl_data > 5
+    predicted = _volume_ml(tpl_brain, tpl.header.get_zooms()[:3]) * abs(np.linalg.det(matrix))
+    normalised = np.asarray(nib.load(t1w_mni).dataobj, dtype=np.float64)
+    r = np.corrcoef(normalised[tpl_brain], tpl_data[tpl_brain])[0, 1]
+    return {"brain_volume_ratio": _volume_ml(mask, zooms) / predicted,
+            "brain_missing_ml": _volume_ml(inside & ~mask, zooms),
+            "brain_excess_ml": _volume_ml(mask & outside, zooms),
+            "normalised_t1w_correlation": float(r) if np.isfinite(r) else 0.0}
+
+
+def coregistration_offset_mm(petref_t1w: str, brain_mask: str, step_mm: float = 3.0,
+                             reach_mm: float = 12.0) -> float:
+    """How far (mm) the coregistered PET must be moved to match the T1w's brain best: along
+    each axis, the shift (in steps of ``step_mm`` up to ``reach_mm``) at which the PET
+    correlates best with the brain mask (both smoothed to 6 mm, on a grid of ``step_mm``);
+    the length of the three shifts. A right coregistration needs none; one off by a
+    centimetre needs about that."""
+    pet_img = nib.load(petref_t1w)
+    zooms = np.asarray(pet_img.header.get_zooms()[:3], dtype=float)
+    factor = zooms / step_mm
+    pet = ndimage.zoom(np.asarray(pet_img.dataobj, dtype=np.float64), factor, order=1)
+    mask = ndimage.zoom(np.asarray(nib.load(brain_mask).dataobj, dtype=np.float64), factor,
+                        order=1)
+    sigma = 6.0 / 2.3548 / step_mm
+    pet, mask = ndimage.gaussian_filter(pet, sigma), ndimage.gaussian_filter(mask, sigma)
+    steps = int(round(reach_mm / step_mm))
+    best = []
+    for axis in range(3):
+        scores = [np.corrcoef(np.roll(pet, k, axis=axis).ravel(), mask.ravel())[0, 1]
+                  for k in range(-steps, steps + 1)]
+        best.append((int(np.nanargmax(scores)) - steps) * step_mm)
+    return float(np.linalg.norm(best))
+
+
+def kinetic_metrics(reference_mask: str, kinpar: str, fit_info: str) -> dict[str, float]:
+    ref = nib.load(reference_mask)
+    table = pd.read_csv(kinpar, sep="\t")
+    info = json.loads(Path(fit_info).read_text())
+    on_bound = [v for k, v in info.items() if k.startswith("FractionOfVoxelsOn")]
+    return {"reference_volume_ml": _volume_ml(np.asarray(ref.dataobj) > 0.5,
+                                              ref.header.get_zooms()[:3]),
+            "regions_on_bound_fraction": float(table["on_bound"].astype(bool).mean())
+            if len(table) else 0.0,
+            "voxels_on_bound_fraction": float(on_bound[0]) if on_bound else 0.0}
+
+
+def motion_metrics(motion_tsv: str) -> dict[str, float]:
+    table = pd.read_csv(motion_tsv, sep="\t")
+    return {"max_translation_mm": float(table[["trans_x", "trans_y", "trans_z"]].abs()
+                                        .to_numpy().max()),
+            "max_rotation_rad": float(table[["rot_x", "rot_y", "rot_z"]].abs().to_numpy().max())}
+
+
+def qc_table(values: dict[str, float], thresholds: dict[str, Threshold] | None = None
+             ) -> pd.DataFrame:
+    """One row per metric: value, its range and whether it is flagged."""
+    thresholds = {**THRESHOLDS, **(thresholds or {})}
+    rows = []
+    for metric, value in values.items():
+        t = thresholds[metric]
+        rows.append({"metric": metric, "value": value, "lower": t.lower, "upper": t.upper,
+                     "flagged": t.flags(value), "description": t.description})
+    return pd.DataFrame(rows)
+
+
+def flagged_messages(table: pd.DataFrame) -> list[str]:
+    """A warning per flagged metric of a :func:`qc_table`."""
+    out = []
+    for _, row in table[table["flagged"].astype(bool)].iterrows():
+        bounds = " to ".join(f"{b:g}" for b in (row["lower"], row["upper"])
+                             if pd.notna(b))
+        side = ("at least" if pd.notna(row["lower"]) and pd.isna(row["upper"]) else
+                "at most" if pd.isna(row["lower"]) else "within")
+        out.append(f"QC: {row['metric']} = {row['value']:.3g} ({row['description']}; expected "
+                   f"{side} {bounds})")
+    return out
+
+
+def scan_qc(brain_mask: str, t1w_mni: str, t1w2mni: list[str], petref_t1w: str,
+            reference_mask: str, kinpar: str, fit_info: str, motion_tsv: str,
+            thresholds: dict[str, list], out_dir: str) -> str:
+    """Node function: every metric of :data:`THRESHOLDS` for one scan, as ``qc.tsv`` (metric,
+    value, lower, upper, flagged, description); ``thresholds`` overrides ranges (metric ->
+    [lower, upper], null for none)."""
+    import ants
+
+    from workflows.imaging.anat import mni_reference_image
+
+    out = Path(out_dir)
+    template = mni_reference_image(2.0, out_dir)
+    affine = next(t for t in t1w2mni if str(t).endswith(".mat"))
+    tpl = ants.image_read(template)
+    prior = ants.apply_transforms(ants.image_read(brain_mask),
+                                  tpl.new_image_like((tpl.numpy() > 5).astype("float32")),
+                                  [affine], whichtoinvert=[True])
+    prior_path = str(out / "template_brain_affine.nii.gz")
+    ants.image_write(prior, prior_path)
+    values = {**anatomy_metrics(brain_mask, t1w_mni, affine, template, prior_path),
+              "coregistration_offset_mm": coregistration_offset_mm(petref_t1w, brain_mask),
+              **kinetic_metrics(reference_mask, kinpar, fit_info),
+              **motion_metrics(motion_tsv)}
+    ranges = {name: Threshold(lo, hi, THRESHOLDS[name].description)
+              for name, (lo, hi) in thresholds.items()}
+    path = str(out / "qc.tsv")
+    qc_table(values, ranges).to_csv(path, sep="\t", index=False, float_format="%.6g",
+                                    na_rep="n/a")
+    return path
