@@ -15,8 +15,9 @@ $(BIN)/.petbind-installed: pyproject.toml constraints.txt
 demo: $(BIN)/.petbind-installed
 	$(BIN)/petbind-demo
 
+# two workers, a test file each at a time: the slow modules (a participant run each) overlap
 test: $(BIN)/.petbind-installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(BIN)/.petbind-installed
 	$(BIN)/python benchmarks/run.py

@@ -16,6 +16,18 @@ os.environ.setdefault("NIPYPE_NO_ET", "1")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VENDORED = Path(__file__).resolve().parent / "data"
 
+# Modules that run the participant level or ROBEX, slowest first: started before the others so
+# that `make test`'s two workers (pytest-xdist, a module each) overlap them instead of ending on one
+SLOW_MODULES = ("test_participant.py", "test_faults.py", "test_anat_real.py", "test_simulate.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = Path(str(item.fspath)).name
+        return SLOW_MODULES.index(name) if name in SLOW_MODULES else len(SLOW_MODULES)
+    items.sort(key=rank)               # stable: the order within a module stays as written
+
+
 # Reference region: one tissue compartment, K1 0.12 mL/min/mL, k2 0.15 /min (V_ND = 0.8).
 K1_REF, K2_REF = 0.12, 0.15
 

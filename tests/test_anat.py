@@ -110,16 +110,3 @@ def test_segmentation_recovers_three_known_tissues_on_the_full_grid(tmp_path):
     assert np.allclose(sum(probs)[truth > 0], 1, atol=1e-3)
     gm_truth = truth == 2
     assert probs[1][gm_truth].mean() > 0.9 and probs[1][~gm_truth].mean() < 0.05
-
-
-def test_brain_extraction_works_in_folders_with_spaces(phantoms, tmp_path):
-    # ROBEX's script splits its arguments at spaces: a work folder in "PET data/" failed
-    # ("Could not create IO object"). Now it extracts the brain there as anywhere.
-    spaced = tmp_path / "PET data" / "work dir"
-    spaced.mkdir(parents=True)
-    _, _, mask = bias_correct_and_extract(str(_t1w(phantoms, "head")), str(spaced),
-                                          mode="force")
-    got = nib.load(mask).get_fdata() > 0
-    truth = nib.load(_truth_mask(phantoms, "head")).get_fdata() > 0
-    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.85
-    assert not list(tmp_path.rglob("tmp-*"))               # its temporary files are gone

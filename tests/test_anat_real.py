@@ -15,7 +15,10 @@ from workflows.imaging.anat import bias_correct_and_extract, mni_reference_image
 @pytest.fixture(scope="module")
 def real_anat(tmp_path_factory):
     t1w = shared_data("real-t1w", "chris_t1.nii.gz")
-    out = tmp_path_factory.mktemp("real_t1w")
+    # a work folder with spaces: ROBEX's script splits its arguments at spaces (a folder in
+    # "PET data/" failed with "Could not create IO object")
+    out = tmp_path_factory.mktemp("real_t1w") / "PET data" / "work dir"
+    out.mkdir(parents=True)
     # the system's temporary folder made unusable (a file, not a folder): the anatomical stage
     # must keep its tools' temporary files in its own folder (apptainer --containall gives a
     # 64 MB /tmp, too small for ROBEX's copy of the T1w)
@@ -35,6 +38,14 @@ def test_brain_extraction_volume_is_adult(real_anat):
     img = ants.image_read(mask)
     volume_ml = float((img.numpy() > 0.5).sum() * np.prod(img.spacing) / 1000)
     assert 1100 < volume_ml < 1700            # plausible adult brain (notes: 1522-1549 mL)
+
+
+def test_brain_extraction_works_in_folders_with_spaces(real_anat):
+    # the fixture's work folder has spaces: the mask above came from there, and ROBEX's
+    # temporary files are gone
+    out, (_, _, mask), _ = real_anat
+    assert " " in str(out) and mask.startswith(str(out))
+    assert not list(out.parent.parent.rglob("tmp-*"))
 
 
 def test_normalised_brain_mask_matches_the_template(real_anat):
