@@ -15,9 +15,10 @@ $(BIN)/.petbind-installed: pyproject.toml constraints.txt
 demo: $(BIN)/.petbind-installed
 	$(BIN)/petbind-demo
 
-# two workers, a test file each at a time: the slow modules (a participant run each) overlap
+# two workers, a test file each at a time, in the order of collection (tests/conftest.py puts
+# the slow modules first, so that the two participant-level modules run side by side)
 test: $(BIN)/.petbind-installed
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: $(BIN)/.petbind-installed
 	$(BIN)/python benchmarks/run.py
