@@ -64,7 +64,7 @@ def runs(tmp_path_factory):
     run_a = subprocess.Popen(petbind(ds, shared, work_a, "--participant-label", "01"),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
-    reached = wait_for("result_normalise.pklz", work_a, run_a, timeout_s=900)
+    reached = wait_for("result_normalise.pklz", work_a, run_a, timeout_s=1800)
     os.killpg(run_a.pid, signal.SIGKILL)
     run_a.wait()
     finished = {p: p.stat().st_mtime_ns for p in work_a.rglob("result_*.pklz")}
