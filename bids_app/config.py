@@ -101,6 +101,8 @@ class ParticipantConfig:
 
     def record(self) -> dict[str, Any]:
         """The settings that change participant-level results."""
+        from workflows.imaging.qc import thresholds_with
+
         return {"SoftwareVersion": __version__, "Models": self.models,
                 "SmoothingFWHMmm": self.smoothing_fwhm_mm,
                 "PartialVolumePSFFWHMmm": self.pvc_psf_fwhm_mm,
@@ -108,7 +110,7 @@ class ParticipantConfig:
                 "Seed": self.seed, "SkullStripT1w": self.skull_strip_t1w,
                 "TracerOverrides": self.tracer_overrides,
                 "QCThresholds": {name: [t.lower, t.upper] for name, t in
-                                 qc_thresholds(self.qc_thresholds).items()}}
+                                 thresholds_with(self.qc_thresholds).items()}}
 
 
 @dataclass
@@ -170,14 +172,6 @@ class Config:
         record["run"] = {k: str(v) if isinstance(v, Path) else v
                          for k, v in record["run"].items()}
         return json.dumps(record, indent=2)
-
-
-def qc_thresholds(overrides: dict[str, list]) -> dict:
-    """Every QC metric's range: the defaults, with the config file's overrides."""
-    from workflows.imaging.qc import THRESHOLDS, Threshold
-
-    return {name: Threshold(*overrides[name], t.description) if name in overrides else t
-            for name, t in THRESHOLDS.items()}
 
 
 CONFIG_KEYS = ("tracers", "smoothing_fwhm", "n_bases", "qc_thresholds")

@@ -139,20 +139,12 @@ def label_edges(labels: np.ndarray) -> np.ndarray:
 def anatomy_figures(products: dict, figdir: Path, scan_name: str) -> dict[str, str]:
     """The reportlets where anatomical failures show: the brain mask and tissues on the T1w,
     the normalised T1w under the template's outlines, the atlas regions on the mean PET."""
-    from workflows.imaging.atlas import load_template, mni_grid, template_mask_on_grid
+    from workflows.imaging.atlas import mni_grid, template_on_grid
     dseg = np.asarray(nib.load(products["dseg"]).dataobj)
     mask = np.asarray(nib.load(products["brain_mask"]).dataobj) > 0.5
-    template = np.asarray(nib.load(products["t1w_mni"]).dataobj, dtype=float)
-    grid = mni_grid(float(abs(nib.load(products["t1w_mni"]).affine[0, 0])))
-    tpl_brain = template_mask_on_grid(grid)
-    tpl = np.asarray(load_template().dataobj, dtype=float)
-    wm_edge = None
-    if template.shape == grid.shape:
-        from scipy import ndimage
-        coords = (np.linalg.inv(load_template().affine) @ np.c_[grid.world_coordinates(),
-                                                                 np.ones(np.prod(grid.shape))].T)
-        tpl_on_grid = ndimage.map_coordinates(tpl, coords[:3], order=1).reshape(grid.shape)
-        wm_edge = tpl_on_grid > 0.8 * np.percentile(tpl_on_grid[tpl_brain], 90)
+    tpl = template_on_grid(mni_grid(float(abs(nib.load(products["t1w_mni"]).affine[0, 0]))))
+    tpl_brain = tpl > 5                          # as atlas.template_mask_on_grid
+    wm_edge = tpl > 0.8 * np.percentile(tpl[tpl_brain], 90)
     atlas = np.asarray(nib.load(products["atlas_pet"]).dataobj).round().astype(int)
     return {
         "Brain mask (red) and tissues (grey matter yellow, white matter blue) on the T1w":
@@ -160,8 +152,7 @@ def anatomy_figures(products: dict, figdir: Path, scan_name: str) -> dict[str, s
                                                      (dseg == 3, "c")],
                            figdir / f"{scan_name}_brainmask.png", "brain mask and tissues"),
         "Normalised T1w under the template's brain (red) and white-matter (blue) outlines":
-            contour_figure(products["t1w_mni"], [(tpl_brain, "r")] +
-                           ([(wm_edge, "c")] if wm_edge is not None else []),
+            contour_figure(products["t1w_mni"], [(tpl_brain, "r"), (wm_edge, "c")],
                            figdir / f"{scan_name}_normalisation.png", "normalisation"),
         "Atlas regions on the mean PET": contour_figure(
             products["petref"], [(label_edges(atlas), "y")], figdir / f"{scan_name}_atlas.png",

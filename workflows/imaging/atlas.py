@@ -193,8 +193,8 @@ def atlas_on_grid(grid: Grid, atlas: nib.Nifti1Image | None = None) -> NDArray[n
                                    cval=0).reshape(grid.shape).astype(np.int16)
 
 
-def template_mask_on_grid(grid: Grid) -> NDArray[np.bool_]:
-    """MNI152NLin2009cAsym brain (template > 0) on a grid."""
+def template_on_grid(grid: Grid) -> NDArray[np.float32]:
+    """MNI152NLin2009cAsym brain template's intensities on a grid (linear, 0 outside)."""
     from scipy import ndimage
 
     template = load_template()
@@ -203,4 +203,9 @@ def template_mask_on_grid(grid: Grid) -> NDArray[np.bool_]:
     coords = (pts @ inv[:3, :3].T + inv[:3, 3]).T
     data = np.asarray(template.dataobj, dtype=np.float32)
     return ndimage.map_coordinates(data, coords, order=1, mode="constant",
-                                   cval=0).reshape(grid.shape) > 5
+                                   cval=0).reshape(grid.shape)
+
+
+def template_mask_on_grid(grid: Grid) -> NDArray[np.bool_]:
+    """MNI152NLin2009cAsym brain (template > 5) on a grid."""
+    return template_on_grid(grid) > 5

@@ -49,7 +49,8 @@ THRESHOLDS: dict[str, Threshold] = {
     "regions_on_bound_fraction": Threshold(
         None, 0.25, "share of the regional fits with an estimate on a bound"),
     "voxels_on_bound_fraction": Threshold(
-        None, 0.1, "share of the voxels whose fit is on a bound"),
+        None, 0.1, "share of the voxels whose fit is on a bound: widen the theta3 range in "
+        "--config-file"),
     "max_translation_mm": Threshold(None, 1.0, "largest head translation, mm (Magia: 1)"),
     "max_rotation_rad": Threshold(None, 0.05, "largest head rotation, rad (Magia: 0.05)"),
 }
@@ -128,10 +129,16 @@ def motion_metrics(motion_tsv: str) -> dict[str, float]:
             "max_rotation_rad": float(table[["rot_x", "rot_y", "rot_z"]].abs().to_numpy().max())}
 
 
-def qc_table(values: dict[str, float], thresholds: dict[str, Threshold] | None = None
+def thresholds_with(overrides: dict[str, list]) -> dict[str, Threshold]:
+    """Every metric's range: :data:`THRESHOLDS`, with ``overrides`` (metric -> [lower, upper],
+    None for no bound) in place of the defaults they name."""
+    return {name: Threshold(*overrides[name], t.description) if name in overrides else t
+            for name, t in THRESHOLDS.items()}
+
+
+def qc_table(values: dict[str, float], thresholds: dict[str, Threshold] = THRESHOLDS
              ) -> pd.DataFrame:
     """One row per metric: value, its range and whether it is flagged."""
-    thresholds = {**THRESHOLDS, **(thresholds or {})}
     rows = []
     for metric, value in values.items():
         t = thresholds[metric]
@@ -176,9 +183,7 @@ def scan_qc(brain_mask: str, t1w_mni: str, t1w2mni: list[str], petref_t1w: str,
               "coregistration_offset_mm": coregistration_offset_mm(petref_t1w, brain_mask),
               **kinetic_metrics(reference_mask, kinpar, fit_info),
               **motion_metrics(motion_tsv)}
-    ranges = {name: Threshold(lo, hi, THRESHOLDS[name].description)
-              for name, (lo, hi) in thresholds.items()}
     path = str(out / "qc.tsv")
-    qc_table(values, ranges).to_csv(path, sep="\t", index=False, float_format="%.6g",
-                                    na_rep="n/a")
+    qc_table(values, thresholds_with(thresholds)).to_csv(path, sep="\t", index=False,
+                                                        float_format="%.6g", na_rep="n/a")
     return path
