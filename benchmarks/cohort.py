@@ -5,9 +5,10 @@
 
 Simulates one head per seed (seed 11 gives two, its sub-02 the failure that started this),
 plain and defaced, runs petbind's anatomical numerics on each T1w (N4, brain extraction, SyN to
-MNI) and scores them against the simulator's truth: the brain mask's Dice, and the Dice of each
-of the seed study's ten ROIs between the atlas taken back through petbind's normalisation and
-the true labels on the T1w grid. With --real, the real T1w (with face and neck) and its defaced
+MNI, the mask refined by it) and scores them against the simulator's truth: the brain mask's
+Dice (and ROBEX's before the refinement), and the Dice of each of the seed study's ten ROIs
+between the atlas taken back through petbind's normalisation and the true labels on the T1w
+grid. With --real, the real T1w (with face and neck) and its defaced
 copy: the brain mask's volume and the agreement of the two runs (no truth there). With
 --participant, also the whole participant level with GTM partial-volume correction (PSF 2.5 mm):
 each seed ROI's GTM BPND against the regional truth and the MNI map's correlation with the true
@@ -46,13 +47,14 @@ def anatomy(t1w: Path, work: Path) -> dict:
     from workflows.imaging.anat import bias_correct_and_extract, normalise
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    _, brain, mask = bias_correct_and_extract(str(t1w), str(work), mode="force")
-    _, mni2t1w, _ = normalise(brain, str(work))
+    n4, _, robex_mask = bias_correct_and_extract(str(t1w), str(work), mode="force")
+    _, mni2t1w, _, _, mask = normalise(n4, robex_mask, str(work))
     seconds = time.time() - t0
     labels = ants.apply_transforms(ants.image_read(str(t1w)), ants.image_read(str(atlas_path())),
                                    mni2t1w, whichtoinvert=[True, False],
                                    interpolator="genericLabel").numpy().round().astype(int)
-    return {"mask": nib.load(mask).get_fdata() > 0, "labels": labels, "seconds": seconds}
+    return {"mask": nib.load(mask).get_fdata() > 0, "labels": labels, "seconds": seconds,
+            "robex_mask": nib.load(robex_mask).get_fdata() > 0}
 
 
 def score_simulated(ds: Path, sub: str, run: dict) -> dict:
@@ -62,7 +64,8 @@ def score_simulated(ds: Path, sub: str, run: dict) -> dict:
         sub[4:], None, "dseg", seg="neuromorphometrics")).dataobj).astype(int)
     rois = {roi: dice(np.isin(run["labels"], region_labels(roi)),
                       np.isin(labels, region_labels(roi))) for roi in SEED_ROIS}
-    return {"mask_dice": dice(run["mask"], mask), "roi_dice_min": min(rois.values()),
+    return {"mask_dice": dice(run["mask"], mask), "robex_dice": dice(run["robex_mask"], mask),
+            "roi_dice_min": min(rois.values()),
             "roi_dice_mean": float(np.mean(list(rois.values()))),
             "worst_roi": min(rois, key=rois.get), "seconds": round(run["seconds"])}
 
@@ -146,6 +149,7 @@ def main() -> int:
                                     ds.parent / f"work_{ds.name}")
         zooms = np.prod(nib.load(args.real).header.get_zooms()[:3])
         row = {"head": "real T1w", "volume_ml": float(runs[False]["mask"].sum() * zooms / 1000),
+               "volume_robex_ml": float(runs[False]["robex_mask"].sum() * zooms / 1000),
                "volume_defaced_ml": float(runs[True]["mask"].sum() * zooms / 1000),
                "mask_dice_plain_vs_defaced": dice(runs[False]["mask"], runs[True]["mask"]),
                "roi_dice_plain_vs_defaced_min": min(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from workflows.imaging.anat import HEAD_METRIC_MARGIN_MM
+
 
 def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "auto",
                  name: str = "anat_wf") -> pe.Workflow:
@@ -26,23 +28,28 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
     t1w2mni (forward transforms), mni2t1w (inverse transforms), t1w_mni.
     """
     workflow = pe.Workflow(name=name)
-    extraction = {"auto": "with ROBEX [@robex] unless it was brain-extracted already (then "
-                          "its non-zero voxels were the brain mask)",
-                  "force": "with ROBEX [@robex]",
+    refined = ("with ROBEX [@robex], the mask then refined to the template's brain mask "
+               "brought back by the normalisation below")
+    extraction = {"auto": f"{refined} (a T1w brain-extracted already kept its non-zero voxels "
+                          "as the brain mask)",
+                  "force": refined,
                   "skip": "by taking its non-zero voxels as the brain (it was brain-extracted "
                           "already)"}[skull_strip]
     workflow.__desc__ = (
         "The T1w image was corrected for intensity non-uniformity with N4 [@n4], "
         f"skull-stripped {extraction}, segmented into grey matter, white matter and CSF with "
         "Atropos [@atropos] (three classes, Otsu-initialised, MRF weight 0.2) and normalised "
-        "to the MNI152NLin2009cAsym template [@mni2009] by affine and SyN registration "
-        "[@syn] (local cross-correlation, radius 2 voxels, at 2 mm), all with ANTs. ")
+        "to the MNI152NLin2009cAsym template [@mni2009], all with ANTs: an affine registration "
+        "of the extracted brain, then SyN [@syn] of the whole T1w with the similarity (local "
+        "cross-correlation, radius 2 voxels, at 2 mm) measured on the template's brain and "
+        f"{HEAD_METRIC_MARGIN_MM:g} mm around it. ")
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t1w_brain", "brain_mask", "gm_prob", "wm_prob", "csf_prob", "dseg",
         "t1w2mni", "mni2t1w", "t1w_mni"]), name="outputnode")
     skullstrip = pe.Node(niu.Function(function=_skullstrip_node,
-                                      output_names=["t1w_preproc", "t1w_brain", "brain_mask"]),
+                                      output_names=["t1w_preproc", "t1w_brain", "brain_mask",
+                                                    "refine_mask"]),
                          name="skullstrip", mem_gb=2, n_procs=omp_nthreads)
     skullstrip.inputs.seed = seed
     skullstrip.inputs.mode = skull_strip
@@ -50,14 +57,16 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
                                output_names=["gm_prob", "wm_prob", "csf_prob", "dseg"]),
                   name="segment", mem_gb=1.5, n_procs=omp_nthreads)
     norm = pe.Node(niu.Function(function=_normalise_node,
-                                output_names=["t1w2mni", "mni2t1w", "t1w_mni"]),
+                                output_names=["t1w2mni", "mni2t1w", "t1w_mni", "t1w_brain",
+                                              "brain_mask"]),
                    name="normalise", mem_gb=2, n_procs=omp_nthreads)
     workflow.connect([
         (inputnode, skullstrip, [("t1w", "t1w")]),
-        (skullstrip, seg, [("t1w_brain", "t1w_brain"), ("brain_mask", "brain_mask")]),
-        (skullstrip, norm, [("t1w_brain", "t1w_brain")]),
-        (skullstrip, outputnode, [("t1w_preproc", "t1w_preproc"), ("t1w_brain", "t1w_brain"),
-                                  ("brain_mask", "brain_mask")]),
+        (skullstrip, norm, [("t1w_preproc", "t1w"), ("brain_mask", "brain_mask"),
+                            ("refine_mask", "refine_mask")]),
+        (norm, seg, [("t1w_brain", "t1w_brain"), ("brain_mask", "brain_mask")]),
+        (skullstrip, outputnode, [("t1w_preproc", "t1w_preproc")]),
+        (norm, outputnode, [("t1w_brain", "t1w_brain"), ("brain_mask", "brain_mask")]),
         (seg, outputnode, [("gm_prob", "gm_prob"), ("wm_prob", "wm_prob"),
                            ("csf_prob", "csf_prob"), ("dseg", "dseg")]),
         (norm, outputnode, [("t1w2mni", "t1w2mni"), ("mni2t1w", "mni2t1w"),
@@ -69,8 +78,12 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
 # Nipype Function nodes run the source of these wrappers in the node's folder.
 def _skullstrip_node(t1w, seed, mode):
     import os
-    from workflows.imaging.anat import bias_correct_and_extract
-    return bias_correct_and_extract(t1w, os.getcwd(), seed, mode)
+
+    import nibabel as nib
+
+    from workflows.imaging.anat import bias_correct_and_extract, brain_is_given
+    given = brain_is_given(nib.load(t1w).get_fdata(), mode)
+    return (*bias_correct_and_extract(t1w, os.getcwd(), seed, mode), not given)
 
 
 def _segment_node(t1w_brain, brain_mask):
@@ -79,7 +92,7 @@ def _segment_node(t1w_brain, brain_mask):
     return segment(t1w_brain, brain_mask, os.getcwd())
 
 
-def _normalise_node(t1w_brain):
+def _normalise_node(t1w, brain_mask, refine_mask):
     import os
     from workflows.imaging.anat import normalise
-    return normalise(t1w_brain, os.getcwd())
+    return normalise(t1w, brain_mask, os.getcwd(), refine_mask)

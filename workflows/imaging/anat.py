@@ -35,6 +35,14 @@ def is_skull_stripped(data: np.ndarray, border: int = 2, min_zero_fraction: floa
     return bool(zero[~inner].all() and zero.mean() >= min_zero_fraction)
 
 
+def brain_is_given(data: np.ndarray, mode: str) -> bool:
+    """True where the T1w's non-zero voxels are taken as the brain (``mode`` "skip", or "auto"
+    on an image :func:`is_skull_stripped` says is brain-extracted already)."""
+    if mode not in SKULL_STRIP_MODES:
+        raise ValueError(f"skull-strip mode {mode!r}: one of {SKULL_STRIP_MODES}")
+    return mode == "skip" or (mode == "auto" and is_skull_stripped(data))
+
+
 def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0,
                              mode: str = "force") -> tuple[str, str, str]:
     """N4 bias correction (ANTs, fitted at about :data:`N4_FIT_MM`), then brain extraction by
@@ -45,11 +53,9 @@ def bias_correct_and_extract(t1w: str, out_dir: str, seed: int = 0,
     import ants
     from scipy import ndimage
 
-    if mode not in SKULL_STRIP_MODES:
-        raise ValueError(f"skull-strip mode {mode!r}: one of {SKULL_STRIP_MODES}")
-    out = Path(out_dir)
     image = ants.image_read(t1w)
-    stripped = mode == "skip" or (mode == "auto" and is_skull_stripped(image.numpy()))
+    stripped = brain_is_given(image.numpy(), mode)
+    out = Path(out_dir)
     given_mask = ndimage.binary_fill_holes(image.numpy() != 0) if stripped else None
     n4_mask = image.new_image_like(given_mask.astype(np.float32)) if stripped else None
     corrected = ants.n4_bias_field_correction(image, mask=n4_mask,
@@ -126,25 +132,66 @@ def mni_reference_image(voxel_mm: float, out_dir: str) -> str:
     return str(path)
 
 
-def normalise(t1w_brain: str, out_dir: str, registration_mm: float = 2.0
-              ) -> tuple[list[str], list[str], str]:
-    """Affine + SyN registration of the skull-stripped T1w to the MNI152NLin2009cAsym brain
-    template (ANTs, at ``registration_mm`` resolution for speed). SyN's similarity is the local
-    cross-correlation (radius 2 voxels), as in antsRegistrationSyN.sh, rather than antspyx's
-    default mutual information: it places the atlas labels of phantoms better; three
-    iterations at the finest level help small regions (docs/validation.md).
-    Returns the forward transforms
-    (T1w -> MNI: [warp, affine]), the inverse transforms (MNI -> T1w: [affine, inverse warp],
-    the affine to be inverted) and the T1w in MNI space."""
+# SyN's similarity is measured on the template's brain and this much around it (mm): enough for
+# a brain edge the extraction cut or overshot, short of the scalp (docs/validation.md).
+HEAD_METRIC_MARGIN_MM = 5.0
+
+
+# The normalisation's grid (mm): the template at 2 mm, or at the T1w's voxel size if coarser
+# (a finer grid than the T1w's adds time, not detail).
+REGISTRATION_MM = 2.0
+
+
+def registration_grid_mm(voxel_mm: tuple[float, ...]) -> float:
+    """The voxel size (mm) of the template grid a T1w with these voxel sizes is registered on."""
+    return max(REGISTRATION_MM, round(float(min(voxel_mm)), 2))
+
+
+def normalise(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool = True
+              ) -> tuple[list[str], list[str], str, str, str]:
+    """Normalisation of the bias-corrected T1w (``t1w``, whole head or brain-extracted) to the
+    MNI152NLin2009cAsym brain template (ANTs, on the grid of :func:`registration_grid_mm`), and
+    the brain mask it implies. An affine registration of the extracted brain (``brain_mask``)
+    starts it; SyN then registers the whole T1w, with the similarity measured only on the
+    template's brain and :data:`HEAD_METRIC_MARGIN_MM` around it, so the head's own anatomy,
+    not a possibly wrong extraction, drives the warp (antsBrainExtraction's idea, started from
+    ROBEX). SyN's similarity is the local cross-correlation (radius 2 voxels), as in
+    antsRegistrationSyN.sh; three iterations at the finest level help small regions.
+    With ``refine_mask`` the brain mask becomes the template's brain mask brought back by the
+    warp; without (a T1w brain-extracted by the user), the given mask stays.
+    Returns the forward transforms (T1w -> MNI: [warp, affine]), the inverse transforms
+    (MNI -> T1w: [affine, inverse warp], the affine to be inverted), the T1w in MNI space, the
+    brain-extracted T1w and the brain mask."""
+    from scipy import ndimage
+
     from workflows.imaging.repeatable import seeded_ants
     ants = seeded_ants()
 
     out = Path(out_dir)
-    fixed = ants.image_read(mni_reference_image(registration_mm, out_dir))
-    moving = ants.image_read(t1w_brain)
-    reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="SyN",
-                            syn_metric="CC", syn_sampling=2, reg_iterations=(40, 20, 3),
+    head = ants.image_read(t1w)
+    grid_mm = registration_grid_mm(head.spacing)
+    fixed = ants.image_read(mni_reference_image(grid_mm, out_dir))
+    template_brain = fixed.numpy() > 5
+    near = ndimage.distance_transform_edt(~template_brain, sampling=grid_mm)
+    region = fixed.new_image_like((near <= HEAD_METRIC_MARGIN_MM).astype(np.float32))
+    mask = ants.image_read(brain_mask)
+    affine = ants.registration(fixed=fixed, moving=head * mask, type_of_transform="Affine",
+                               outprefix=str(out / "initial_affine_"))
+    reg = ants.registration(fixed=fixed, moving=head, type_of_transform="SyNOnly", mask=region,
+                            initial_transform=affine["fwdtransforms"][0], syn_metric="CC",
+                            syn_sampling=2, reg_iterations=(40, 20, 3),
                             outprefix=str(out / "t1w_to_mni_"))
+    if refine_mask:
+        prior = fixed.new_image_like(template_brain.astype(np.float32))
+        refined = ants.apply_transforms(head, prior, reg["invtransforms"]).numpy() > 0.5
+        mask = head.new_image_like(refined.astype(np.float32))
+    mask_path = str(out / "t1w_brainmask_refined.nii.gz")
+    brain_path = str(out / "t1w_brain_refined.nii.gz")
+    source = nib.load(t1w)
+    mask_data = (mask.numpy() > 0.5).astype(np.uint8)
+    nib.save(nib.Nifti1Image(mask_data, source.affine, source.header), mask_path)
+    nib.save(nib.Nifti1Image(np.asarray(source.dataobj, dtype=np.float32) * mask_data,
+                             source.affine, source.header), brain_path)
     warped = str(out / "t1w_space-MNI.nii.gz")
-    ants.image_write(reg["warpedmovout"], warped)
-    return list(reg["fwdtransforms"]), list(reg["invtransforms"]), warped
+    ants.image_write(ants.apply_transforms(fixed, head * mask, reg["fwdtransforms"]), warped)
+    return list(reg["fwdtransforms"]), list(reg["invtransforms"]), warped, brain_path, mask_path

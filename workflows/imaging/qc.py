@@ -171,7 +171,8 @@ def scan_qc(brain_mask: str, t1w_mni: str, t1w2mni: list[str], petref_t1w: str,
     from workflows.imaging.anat import mni_reference_image
 
     out = Path(out_dir)
-    template = mni_reference_image(2.0, out_dir)
+    # the template on the grid the T1w was normalised on
+    template = mni_reference_image(float(nib.load(t1w_mni).header.get_zooms()[0]), out_dir)
     affine = next(t for t in t1w2mni if str(t).endswith(".mat"))
     tpl = ants.image_read(template)
     prior = ants.apply_transforms(ants.image_read(brain_mask),

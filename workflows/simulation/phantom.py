@@ -126,8 +126,8 @@ def anatomy_from_t1w(t1w: Path, atlas: Atlas, scratch: Path, seed: int,
     import workflows.imaging.anat as anat
 
     work = Path(tempfile.mkdtemp(dir=scratch))
-    _, brain, mask = anat.bias_correct_and_extract(str(t1w), str(work), seed=seed)
-    _, mni2t1w, _ = anat.normalise(brain, str(work))
+    n4, _, robex_mask = anat.bias_correct_and_extract(str(t1w), str(work), seed=seed)
+    _, mni2t1w, _, _, mask = anat.normalise(n4, robex_mask, str(work))
     warp = RegisteredWarp(mni2t1w)
     t1_img = nib.load(t1w)
     t1 = np.asarray(t1_img.dataobj, dtype=np.float32)
