@@ -179,7 +179,6 @@ def scan_report(output_dir: str, scan: dict, products: dict) -> str:
     figdir = out / "figures" / f"sub-{scan['subject']}"
     reference_region = scan["reference_region"]
     timing = PETMetadata.from_record(scan["metadata"]).timing
-    first = scan["models"][0].replace("-", "_")
     figs = {
         **anatomy_figures(products, figdir, scan_name),
         "Head motion": motion_figure(products["motion_tsv"], timing,
@@ -193,8 +192,12 @@ def scan_report(output_dir: str, scan: dict, products: dict) -> str:
         "TACs and regional SRTM fits": tac_figure(
             products["tacs"], products["kinpar"], reference_region, "srtm",
             figdir / f"{scan_name}_tacs.png"),
-        "BPND map": map_figure(products[f"{first}_mni"][0], figdir / f"{scan_name}_bpnd.png"),
     }
+    for i, model in enumerate(scan["models"]):           # one BPND map per voxelwise model
+        label = get_model(model).label
+        figs[f"BPND map ({label})"] = map_figure(
+            products[f"{model.replace('-', '_')}_mni"][0],
+            figdir / f"{scan_name}{'' if i == 0 else f'_model-{label}'}_bpnd.png")
     warnings = scan_warnings(products["qc"], products["kinpar"])
     kin = pd.read_csv(products["kinpar"], sep="\t", keep_default_na=False, na_values=["n/a"])
     parts = [f"<h1>petbind {__version__}: {html.escape(scan_name)}</h1>",

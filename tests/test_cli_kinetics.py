@@ -141,6 +141,41 @@ def test_fit_command_writes_bep023_maps(pet_image, tmp_path):
     np.testing.assert_allclose(out_r1[target], r1[target], rtol=0.02)
 
 
+@pytest.mark.parametrize("model,label,tolerance", [("mrtm2", "MRTM2", 0.01),
+                                                   ("srtm2-bfm", "SRTM2", 0.01),
+                                                   ("logan-ref", "LoganRef", 0.02)])
+def test_fit_command_runs_the_models_that_fix_k2prime(pet_image, tmp_path, model, label,
+                                                      tolerance):
+    # the phantom's targets follow SRTM with k2' = K2_REF: given that k2', MRTM2 and SRTM2
+    # find BPND within 1 % and the Logan plot (after 15 min) within its 2 %
+    # approach-to-linearity bias
+    pet, ref, bp, _ = pet_image
+    prefix = tmp_path / "deriv" / "sub-01_trc-carfentanil"
+    assert run_cli("petbind-fit", fit_cli.main,
+                   [str(pet), "--reference-mask", str(ref), "--model", model,
+                    "--k2prime", str(K2_REF), "-o", str(prefix)]) == 0
+    path = prefix.parent / f"sub-01_trc-carfentanil_model-{label}_meas-BPND_mimap.nii.gz"
+    out_bp = nib.load(path).get_fdata()
+    sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+    assert sidecar["Model"] == label and sidecar["K2Prime"] == K2_REF
+    assert sidecar["K2PrimeSource"] == "--k2prime"
+    target = bp > 0
+    np.testing.assert_allclose(out_bp[target] + 1, bp[target] + 1, rtol=tolerance)
+
+
+@pytest.mark.parametrize("extra,message", [([], "give --k2prime"),
+                                           (["--k2prime", "-1"], "give --k2prime"),
+                                           (["--k2prime", "0.1", "--tstar", "-5"], "--tstar")])
+def test_fit_command_needs_k2prime_for_the_linear_models(pet_image, tmp_path, capsys, extra,
+                                                         message):
+    pet, ref, *_ = pet_image
+    assert run_cli("petbind-fit", fit_cli.main, [str(pet), "--reference-mask", str(ref),
+                                                 "--model", "mrtm2", "-o", str(tmp_path / "x")]
+                   + extra) == 64
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
 def test_fit_command_errors(pet_image, tmp_path, capsys):
     pet, ref, *_ = pet_image
     empty = tmp_path / "empty.nii.gz"

@@ -46,7 +46,8 @@ def dataset(tmp_path_factory):
     tmp.mkdir()
     proc = subprocess.run([sys.executable, "-m", "bids_app.cli.run", str(ds), str(out),
                            "participant", "-w", str(work), "--nprocs", "2",
-                           "--pvc-psf-fwhm", "2.5"],              # the simulator's PSF
+                           "--pvc-psf-fwhm", "2.5",               # the simulator's PSF
+                           "--model", "srtm-bfm", "srtm2-bfm"],
                           capture_output=True, text=True, timeout=3000,
                           env={**os.environ, "TMPDIR": str(tmp)})
     return {"ds": ds, "out": out, "work": work, "proc": proc, "before": before, "tmp": tmp}
@@ -125,7 +126,8 @@ def test_the_run_writes_its_methods_and_settings(dataset):
     assert "Rousset OG" in (logs / "CITATION.html").read_text()
     assert "Rousset OG" in (dataset["out"] / "sub-01_trc-carfentanil.html").read_text()
     settings = json.loads((logs / "participant_settings.json").read_text())
-    assert settings["PartialVolumePSFFWHMmm"] == 2.5 and settings["Models"] == ["srtm-bfm"]
+    assert settings["PartialVolumePSFFWHMmm"] == 2.5 and settings["Models"] == ["srtm-bfm",
+                                                                              "srtm2-bfm"]
 
 
 def test_derivatives_pass_the_bids_validator(dataset):
@@ -257,6 +259,25 @@ def test_regional_bpnd_within_5_percent_and_maps_correlate(dataset):
     assert correlation > 0.9, correlation
 
 
+def test_a_second_voxelwise_model_writes_its_own_maps(dataset):
+    # --model srtm-bfm srtm2-bfm: SRTM2's maps carry its label, its k2' comes from the scan's
+    # regional SRTM fits (the sidecar says so), its MNI map follows the truth as SRTM's does,
+    # and the report shows both models' maps
+    pet = dataset["out"] / "sub-01" / "pet"
+    base = f"sub-01_trc-carfentanil_space-{SPACE}"
+    for meas in ("BPND", "R1", "k2"):
+        assert (pet / f"{base}_model-SRTM2_meas-{meas}_mimap.nii.gz").is_file()
+    side = json.loads((pet / f"{base}_model-SRTM2_meas-BPND_mimap.json").read_text())
+    assert "regional SRTM fits" in side["K2PrimeSource"] and 0.01 < side["K2Prime"] < 1
+    est = nib.load(pet / f"{base}_model-SRTM2_meas-BPND_mimap.nii.gz").get_fdata()
+    tru = nib.load(dataset["ds"] / "derivatives" / "truth" / "sub-01" / "pet" /
+                   f"{base}_meas-BPND_mimap.nii.gz").get_fdata()
+    brain = tru > 0
+    assert np.corrcoef(est[brain], tru[brain])[0, 1] > 0.9
+    report = (dataset["out"] / "sub-01_trc-carfentanil.html").read_text()
+    assert "BPND map (SRTM)" in report and "BPND map (SRTM2)" in report
+
+
 def test_rerun_reuses_the_work_dir_and_gives_identical_outputs(dataset):
     out = dataset["out"]
     target = out / "sub-01" / "pet" / f"sub-01_trc-carfentanil_space-{SPACE}_model-SRTM_meas-" \
@@ -267,7 +288,8 @@ def test_rerun_reuses_the_work_dir_and_gives_identical_outputs(dataset):
     stamps = [p.stat().st_mtime_ns for p in node_results]
     proc = subprocess.run([sys.executable, "-m", "bids_app.cli.run", str(dataset["ds"]),
                            str(out), "participant", "-w", str(dataset["work"]),
-                           "--participant-label", "sub-01", "--skip-bids-validation"],
+                           "--participant-label", "sub-01", "--skip-bids-validation",
+                           "--pvc-psf-fwhm", "2.5", "--model", "srtm-bfm", "srtm2-bfm"],
                           capture_output=True, text=True, timeout=3000)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [p.stat().st_mtime_ns for p in node_results] == stamps   # not recomputed

@@ -11,6 +11,7 @@ from nipype.pipeline import engine as pe
 from workflows.coreg import init_coreg_wf
 from workflows.hmc import init_hmc_wf
 from workflows.kinetics.model import ModelSettings
+from workflows.kinetics.models import get_model
 from workflows.mni import init_mni_wf
 from workflows.pvc import init_pvc_wf
 from workflows.qc import init_qc_wf
@@ -92,7 +93,7 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
     ])
     settings = ModelSettings(theta3_range_per_min=tuple(k2a_range), n_bases=n_bases)
     added = [_add_model(workflow, model, metadata, settings, smoothing_fwhm_mm, mni_voxel_mm,
-                        (inputnode, outputnode, hmc, coreg, masks)) for model in models]
+                        (inputnode, outputnode, hmc, coreg, masks, tacs)) for model in models]
     _add_qc(workflow, qc_thresholds, (inputnode, outputnode, hmc, coreg, masks, tacs,
                                       added[0][0]))
     stages = [hmc, coreg, masks, tacs] + [fit for fit, _ in added] + [added[0][1]]
@@ -108,7 +109,7 @@ def _add_model(workflow: pe.Workflow, model: str, metadata: dict, settings: Mode
                smoothing_fwhm_mm: float, mni_voxel_mm: float, nodes: tuple
                ) -> tuple[pe.Workflow, pe.Workflow]:
     """The voxelwise fit of one model and its maps' way to MNI (both returned)."""
-    inputnode, outputnode, hmc, coreg, masks = nodes
+    inputnode, outputnode, hmc, coreg, masks, tacs = nodes
     key = model_key(model)
     maps, mni, mni_smoothed, fit_info = model_outputs(model)
     voxelwise = init_voxelwise_wf(metadata=metadata, model=model, settings=settings,
@@ -126,6 +127,8 @@ def _add_model(workflow: pe.Workflow, model: str, metadata: dict, settings: Mode
         (to_mni, outputnode, [("outputnode.mni", mni), ("outputnode.mni_smoothed",
                                                          mni_smoothed)]),
     ])
+    if "k2prime_per_min" in get_model(model).needs:    # k2' from the regional SRTM fits
+        workflow.connect(tacs, "outputnode.kinpar", voxelwise, "inputnode.kinpar")
     return voxelwise, to_mni
 
 

@@ -22,7 +22,8 @@ def init_voxelwise_wf(*, metadata: dict, model: str, settings: ModelSettings,
 
     Inputs
     ------
-    pet_hmc, reference_mask, brain_mask (PET grid).
+    pet_hmc, reference_mask, brain_mask (PET grid); kinpar (the regional SRTM fits: k2' for
+    the models that fix it, unless ``settings`` gives it).
 
     Outputs
     -------
@@ -31,17 +32,21 @@ def init_voxelwise_wf(*, metadata: dict, model: str, settings: ModelSettings,
     kinetic = get_model(model)
     workflow = pe.Workflow(name=name)
     maps = kinetic.maps
+    listed = maps[0] if len(maps) == 1 else f"{', '.join(maps[:-1])} and {maps[-1]}"
     workflow.__desc__ = (
-        f"{', '.join(maps[:-1])} and {maps[-1]} were estimated voxel by voxel with "
+        f"{listed} {'was' if len(maps) == 1 else 'were'} estimated voxel by voxel with "
         f"{kinetic.methods(settings)}, weights from counting statistics. ")
     inputnode = pe.Node(niu.IdentityInterface(
-        fields=["pet_hmc", "reference_mask", "brain_mask"]), name="inputnode")
+        fields=["pet_hmc", "reference_mask", "brain_mask", "kinpar"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["maps", "fit_info"]), name="outputnode")
     node = pe.Node(niu.Function(function=_fit_node, output_names=["maps", "fit_info"]),
                    name=model.replace("-", "_"), mem_gb=mem_gb)
     node.inputs.metadata = metadata
     node.inputs.model = model
     node.inputs.settings = settings_record(settings)
+    node.inputs.kinpar = None
+    if "k2prime_per_min" in kinetic.needs and settings.k2prime_per_min is None:
+        workflow.connect(inputnode, "kinpar", node, "kinpar")
     workflow.connect([
         (inputnode, node, [("pet_hmc", "pet_hmc"), ("reference_mask", "reference_mask"),
                            ("brain_mask", "brain_mask")]),
@@ -50,8 +55,8 @@ def init_voxelwise_wf(*, metadata: dict, model: str, settings: ModelSettings,
     return workflow
 
 
-def _fit_node(pet_hmc, metadata, reference_mask, brain_mask, model, settings):
+def _fit_node(pet_hmc, metadata, reference_mask, brain_mask, model, settings, kinpar):
     import os
     from workflows.imaging.voxelwise import fit_maps
     return fit_maps(pet_hmc, metadata, reference_mask, brain_mask, model, settings,
-                    os.getcwd())
+                    os.getcwd(), kinpar)

@@ -1,7 +1,8 @@
 """petbind-fit: a voxelwise kinetic model on a dynamic PET image.
 
     petbind-fit PET.nii.gz --reference-mask MASK [--brain-mask MASK] [--sidecar PET.json]
-                [--model srtm-bfm] -o OUT_PREFIX
+                [--model srtm-bfm|mrtm2|logan-ref] [--k2prime PER_MIN] [--tstar MIN]
+                -o OUT_PREFIX
 
 writes <OUT_PREFIX>_model-<label>_meas-<parameter>_mimap.nii.gz (e.g. model-SRTM_meas-BPND), each
 with a JSON sidecar.
@@ -20,7 +21,7 @@ from bids_app import __version__, names
 from bids_app.bids import read_metadata
 from bids_app.bids_io import write_json
 from bids_app.cli.common import Parser, add_kinetic_options, run_cli, theta3_range
-from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, PetbindError
+from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from bids_app.tracers import TRACERS, canonical_tracer_name
 from workflows.imaging.voxelwise import (EmptyReferenceError, fit_image, fit_info,
                                          map_description, save_map)
@@ -45,6 +46,12 @@ def build_parser() -> Parser:
     p.add_argument("--weights", choices=WEIGHT_SCHEMES, default="counts",
                    help="frame weights from the brain TAC (default: counts, as Magia)")
     add_kinetic_options(p)
+    p.add_argument("--k2prime", type=float, metavar="PER_MIN",
+                   help="the reference region's efflux k2' in 1/min, which mrtm2 and logan-ref "
+                   "fix (e.g. the median k2/R1 of petbind-tacs' SRTM fits)")
+    p.add_argument("--tstar", type=float, metavar="MIN",
+                   help="first frame mid-time (min) the linear models fit (default: the "
+                   "model's: mrtm2 0, logan-ref 15)")
     p.add_argument("-o", "--output-prefix", required=True, type=Path, metavar="OUT_PREFIX")
     p.add_argument("--version", action="version", version=f"petbind {__version__}")
     return p
@@ -101,7 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.tracer = metadata.tracer_name
     k2a_range, range_source = (theta3_range(args) if "theta3_range_per_min" in model.needs
                                else (None, None))
-    settings = ModelSettings(theta3_range_per_min=k2a_range, n_bases=args.n_bases)
+    if "k2prime_per_min" in model.needs and not (args.k2prime and args.k2prime > 0):
+        raise PetbindError(f"--model {args.model} fixes k2': give --k2prime PER_MIN (positive, "
+                           "1/min; e.g. the median k2/R1 of petbind-tacs' SRTM fits)", EX_USAGE)
+    if args.tstar is not None and not args.tstar >= 0:
+        raise PetbindError(f"--tstar must be 0 or more minutes, got {args.tstar}", EX_USAGE)
+    settings = ModelSettings(theta3_range_per_min=k2a_range, n_bases=args.n_bases,
+                             k2prime_per_min=args.k2prime, tstar_min=args.tstar)
 
     data = np.asarray(pet.dataobj, dtype=np.float32)
     reference_mask = load_mask(args.reference_mask, pet, "reference mask")
@@ -125,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "SoftwareName": "petbind", "SoftwareVersion": __version__}
     if range_source:
         info["Theta3RangeSource"] = range_source
+    if "k2prime_per_min" in model.needs:
+        info["K2PrimeSource"] = "--k2prime"
     try:
         for meas in model.maps:
             path = Path(f"{args.output_prefix}_" + names.filename("mimap", ".nii.gz",

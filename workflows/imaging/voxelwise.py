@@ -4,11 +4,12 @@ model of the family that has a voxelwise fit (:mod:`workflows.kinetics.models`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 
 from workflows.kinetics.checks import absurd, magnitude_scale
 from workflows.kinetics.metadata import PETMetadata
@@ -93,14 +94,33 @@ def map_description(parameter: str) -> dict:
     return {"Description": description, "Units": units}
 
 
+def k2prime_from_kinpar(kinpar: str) -> tuple[float, int]:
+    """k2' (1/min) as the median k2 / R1 of the regional SRTM fits in a ``_kinpar.tsv`` that
+    are not on a bound, and the number of regions it came from."""
+    table = pd.read_csv(kinpar, sep="\t")
+    fine = table[~table["on_bound"].astype(bool)]
+    values = (fine["k2"] / fine["R1"]).to_numpy(dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if not values.size:
+        raise ValueError(f"{kinpar}: no regional SRTM fit off its bounds to take k2' from")
+    return float(np.median(values)), int(values.size)
+
+
 def fit_maps(pet_hmc: str, metadata: dict, reference_mask: str, brain_mask: str, model: str,
-             settings: dict, out_dir: str) -> tuple[list[str], str]:
+             settings: dict, out_dir: str, kinpar: str | None = None) -> tuple[list[str], str]:
     """Node function: the model's maps in PET space (work files, in ``model.maps`` order) and a
     JSON of fit settings and QC. ``metadata``: :meth:`PETMetadata.as_record`; ``settings``: the
-    fields of :class:`ModelSettings`."""
+    fields of :class:`ModelSettings`; ``kinpar``: the regional SRTM fits, where k2' comes from
+    for a model that fixes it when ``settings`` has none."""
     kinetic = get_model(model)
     options = ModelSettings(**{**settings, "theta3_range_per_min": tuple(
         settings["theta3_range_per_min"]) if settings.get("theta3_range_per_min") else None})
+    source = {}
+    if "k2prime_per_min" in kinetic.needs and options.k2prime_per_min is None:
+        k2prime, n_regions = k2prime_from_kinpar(kinpar)
+        options = replace(options, k2prime_per_min=k2prime)
+        source = {"K2PrimeSource": f"median k2/R1 of the regional SRTM fits ({n_regions} "
+                                   "regions off their bounds)"}
     img = nib.load(pet_hmc)
     data = np.asarray(img.dataobj, dtype=np.float32)
     reference = np.asarray(nib.load(reference_mask).dataobj) > 0.5
@@ -113,7 +133,7 @@ def fit_maps(pet_hmc: str, metadata: dict, reference_mask: str, brain_mask: str,
         save_map(fitted.volume(parameter), img.affine, path)
         paths.append(str(path))
     info_path = Path(out_dir) / "fit_info.json"
-    info_path.write_text(json.dumps(fit_info(fitted, kinetic, options, "counts")))
+    info_path.write_text(json.dumps({**fit_info(fitted, kinetic, options, "counts"), **source}))
     return paths, str(info_path)
 
 

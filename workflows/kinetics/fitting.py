@@ -4,11 +4,14 @@ several starts, covariance from the Jacobian, and warnings for estimates on a bo
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import least_squares
+from threadpoolctl import threadpool_limits
 
 NAN = float("nan")
 
@@ -69,3 +72,54 @@ def weighted_linear_fit(x: NDArray[np.float64], y: NDArray[np.float64], w: NDArr
     resid = yw - xw @ coef
     wrss = float(resid @ resid)
     return coef, covariance(xw, wrss), wrss
+
+
+def weighted_line_fits(x1: NDArray[np.float64], x2: NDArray[np.float64],
+                       y: NDArray[np.float64], w: NDArray[np.float64]
+                       ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+                                  NDArray[np.int64]]:
+    """Weighted least squares of y ~ b1 x1 + b2 x2 for many TACs at once, by the closed-form
+    2 x 2 normal equations: ``x1``, ``x2``, ``y`` and ``w`` broadcast to (n, frames); a frame
+    with weight 0 is left out. Returns the coefficients (n, 2), their covariance (n, 2, 2;
+    (X'WX)^-1 wRSS / dof, NaN without degrees of freedom), the weighted RSS (n,) and the
+    number of frames used (n,). NaN coefficients where the design is singular."""
+    shape = np.broadcast_shapes(x1.shape, x2.shape, y.shape, w.shape)
+    s11, s12, s22 = (w * x1 * x1).sum(-1), (w * x1 * x2).sum(-1), (w * x2 * x2).sum(-1)
+    t1, t2 = (w * x1 * y).sum(-1), (w * x2 * y).sum(-1)
+    det = s11 * s22 - s12 * s12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        det = np.where(np.abs(det) > 1e-12 * np.abs(s11 * s22), det, np.nan)
+        b1 = (s22 * t1 - s12 * t2) / det
+        b2 = (s11 * t2 - s12 * t1) / det
+        resid = y - b1[..., None] * x1 - b2[..., None] * x2
+        wrss = (w * resid * resid).sum(-1)
+        used = np.broadcast_to(w > 0, shape).sum(-1)
+        scale = np.where(used > 2, wrss / (used - 2), np.nan) / det
+    cov = np.empty(b1.shape + (2, 2))
+    cov[..., 0, 0], cov[..., 1, 1] = s22 * scale, s11 * scale
+    cov[..., 0, 1] = cov[..., 1, 0] = -s12 * scale
+    return np.stack([b1, b2], axis=-1), cov, wrss, used.astype(np.int64)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity-aware, e.g. under SLURM or a container)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def in_chunks(n: int, fit_chunk: Callable[[slice], dict[str, NDArray]],
+              chunk: int = 16384) -> dict[str, NDArray]:
+    """``fit_chunk`` on consecutive slices of ``n`` TACs, its arrays joined: bounded memory for
+    a vectorised fit of a whole image; the chunks run on the usable CPUs' threads (numpy
+    releases the GIL), each with single-threaded BLAS."""
+    slices = [slice(lo, min(lo + chunk, n)) for lo in range(0, max(n, 1), chunk)]
+    workers = min(usable_cpus(), len(slices))
+    with threadpool_limits(1):
+        if workers <= 1:
+            parts = [fit_chunk(part) for part in slices]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(fit_chunk, slices))
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}

@@ -23,17 +23,17 @@ class FixedK2PrimeModel:
     """A model that takes k2' (1/min) from :class:`ModelSettings`, fitted TAC by TAC with
     ``fit_one(timing, ref, tac, weights, k2prime[, tstar])``; with ``default_tstar_min`` it
     fits the frames after t*. ``citation`` names it in the methods text (with its key);
-    ``srtm_curve``: its estimates define an SRTM curve (R1, k2, BPND) for the report."""
-
-    maps: tuple[str, ...] = ()
-    voxelwise = False
+    ``srtm_curve``: its estimates define an SRTM curve (R1, k2, BPND) for the report. With
+    ``fit_many`` (the same arguments, (n, frames) TACs, arrays of :meth:`Fit.from_rows`' keys
+    back) it fits voxelwise too and writes ``maps``."""
 
     def __init__(self, *, name: str, label: str, title: str, citation: str,
                  parameters: tuple[str, ...], fit_one, default_tstar_min: float | None = None,
-                 srtm_curve: bool = True) -> None:
+                 srtm_curve: bool = True, fit_many=None, maps: tuple[str, ...] = ()) -> None:
         self.name, self.label, self.method, self.title = name, label, label, title
         self.citation, self.parameters, self._fit_one = citation, parameters, fit_one
         self.default_tstar_min, self.srtm_curve = default_tstar_min, srtm_curve
+        self._fit_many, self.maps, self.voxelwise = fit_many, maps, fit_many is not None
         self.needs = ("k2prime_per_min",) + (("tstar_min",) if default_tstar_min is not None
                                              else ())
 
@@ -54,6 +54,24 @@ class FixedK2PrimeModel:
         return fit_each(self.method, tacs,
                         lambda y: self._fit_one(timing, ref, y, weights, k2p, *extra))
 
+    def fit_voxelwise(self, timing: FrameTiming, reference_tac: ArrayLike, tacs: ArrayLike,
+                      weights: ArrayLike | None, settings: ModelSettings) -> Fit:
+        if self._fit_many is None:
+            raise ValueError(f"{self.method} has no voxelwise fit")
+        extra = () if self.default_tstar_min is None else (self.tstar(settings),)
+        k2p = self.k2prime(settings)
+        y = np.atleast_2d(np.asarray(tacs))
+        out = self._fit_many(timing, np.asarray(reference_tac, dtype=np.float64), y, weights,
+                             k2p, *extra)
+        values = {p: out[p] for p in self.parameters if p in out}
+        values["k2prime"] = np.full(len(y), k2p)
+        return Fit(self.method, values,
+                   {p: out[f"{p}_se"] for p in self.parameters if f"{p}_se" in out},
+                   out["wrss"], out["n_frames"], np.zeros(len(y), dtype=bool))
+
+    def describe_fit(self, fit: Fit) -> dict:
+        return {"FractionOfVoxelsNotFitted": float(np.mean(~np.isfinite(fit["BPND"])))}
+
     def fitted(self, timing: FrameTiming, reference_tac: ArrayLike,
                values: dict[str, float]) -> NDArray[np.float64] | None:
         if not self.srtm_curve:
@@ -68,7 +86,10 @@ class FixedK2PrimeModel:
         return out
 
     def methods(self, settings: ModelSettings) -> str:
-        text = f"{self.citation}, with k2' fixed at {settings.k2prime_per_min:.4g} /min"
+        k2p = settings.k2prime_per_min
+        text = f"{self.citation}, with k2' fixed at " + (
+            f"{k2p:.4g} /min" if k2p is not None else
+            "the median k2/R1 of the regional SRTM fits [@mrtm2]")
         if self.default_tstar_min is not None:
             text += f" and t* {self.tstar(settings):g} min"
         return text

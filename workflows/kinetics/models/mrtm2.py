@@ -1,4 +1,4 @@
-"""MRTM2 (Ichise et al. 2003), linear, for regional TACs, over frames with mid-time >= t*:
+"""MRTM2 (Ichise et al. 2003), linear, regional and voxelwise, over frames with mid-time >= t*:
 
     C_T(T) = gamma1 (int_0^T C_R + C_R(T) / k2') + gamma2 int_0^T C_T;
     BPND = -(gamma1 / gamma2) - 1,  k2 = gamma1,  R1 = gamma1 / k2',  k2a = -gamma2
@@ -10,7 +10,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..convolution import running_integral
-from ..fitting import delta_method_se, standard_error, weighted_linear_fit
+from ..fitting import (delta_method_se, in_chunks, standard_error, weighted_line_fits,
+                       weighted_linear_fit)
 from ..frames import FrameTiming
 from ._k2prime import FixedK2PrimeModel
 
@@ -32,6 +33,33 @@ def fit_one(timing: FrameTiming, ref: NDArray[np.float64], y: NDArray[np.float64
             "wrss": wrss, "n_frames": int(keep.sum())}
 
 
+def fit_many(timing: FrameTiming, ref: NDArray[np.float64], tacs: NDArray[np.float64],
+             weights: ArrayLike, k2prime_per_min: float, tstar_min: float
+             ) -> dict[str, NDArray[np.float64]]:
+    """:func:`fit_one` for (n, frames) TACs at once (closed-form weighted least squares)."""
+    keep = timing.mid_min >= tstar_min
+    if keep.sum() < 3:
+        raise ValueError(f"MRTM2: fewer than 3 frames after t* = {tstar_min} min")
+    x1 = (running_integral(timing, ref) + ref / k2prime_per_min)[keep]
+    w = np.asarray(weights, dtype=np.float64)[keep]
+
+    def chunk(part: slice) -> dict[str, NDArray[np.float64]]:
+        y = np.asarray(tacs[part], dtype=np.float64)
+        coef, cov, wrss, used = weighted_line_fits(
+            x1[None], running_integral(timing, y)[:, keep], y[:, keep], w[None])
+        g1, g2 = coef[:, 0], coef[:, 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad = np.stack([-1.0 / g2, g1 / g2**2], axis=1)
+            bpnd_var = np.einsum("ni,nij,nj->n", grad, cov, grad)
+            return {"BPND": -g1 / g2 - 1.0, "R1": g1 / k2prime_per_min, "k2": g1, "k2a": -g2,
+                    "BPND_se": np.sqrt(bpnd_var), "R1_se": np.sqrt(cov[:, 0, 0]) /
+                    k2prime_per_min, "k2_se": np.sqrt(cov[:, 0, 0]), "wrss": wrss,
+                    "n_frames": used}
+
+    return in_chunks(len(tacs), chunk)
+
+
 MODEL = FixedK2PrimeModel(
     name="mrtm2", label="MRTM2", title="MRTM2 (Ichise), linear", citation="MRTM2 [@mrtm2]",
-    parameters=("BPND", "R1", "k2", "k2a", "k2prime"), fit_one=fit_one, default_tstar_min=0.0)
+    parameters=("BPND", "R1", "k2", "k2a", "k2prime"), fit_one=fit_one, default_tstar_min=0.0,
+    fit_many=fit_many, maps=("BPND", "R1", "k2"))

@@ -14,7 +14,6 @@ Times in minutes, rate constants in 1/min, TACs decay-corrected in any common un
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from numpy.typing import ArrayLike, NDArray
 
 from ..convolution import convolve_exponentials
+from ..fitting import usable_cpus
 from ..frames import FrameTiming
 from ..model import Fit, ModelSettings
 
@@ -77,14 +77,6 @@ def make_basis_set(timing: FrameTiming, reference_tac: ArrayLike, weights: Array
         raise ValueError("a basis function is collinear with the reference TAC: "
                          "too few frames for SRTM")
     return BasisSet(theta, ref, basis, sqrt_w, q1, r11, u / r22[:, None], r12, r22)
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (affinity-aware, e.g. under SLURM or a container)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet, chunk_voxels: int = 8192,
