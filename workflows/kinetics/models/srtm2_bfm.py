@@ -20,6 +20,7 @@ from ..fitting import in_chunks
 from ..frames import FrameTiming
 from ..model import Fit, ModelSettings
 from ._k2prime import FixedK2PrimeModel
+from .srtm_bfm import basis_description, with_edge_warnings
 
 METHOD = "SRTM2-BFM"
 
@@ -82,15 +83,11 @@ class SRTM2BasisFunctions(FixedK2PrimeModel):
 
     def fit_regional(self, timing: FrameTiming, reference_tac: ArrayLike, tacs: ArrayLike,
                      weights: ArrayLike, settings: ModelSettings) -> Fit:
-        fit = self.fit_voxelwise(timing, reference_tac, tacs, weights, settings)
-        fit.warnings = [["best k2a on the edge of the range"] if b else []
-                        for b in fit.on_bound]
-        return fit
+        return with_edge_warnings(self.fit_voxelwise(timing, reference_tac, tacs, weights,
+                                                     settings))
 
     def describe(self, settings: ModelSettings) -> dict:
-        return {**super().describe(settings),
-                "Theta3RangePerMin": list(settings.theta3_range_per_min or ()),
-                "NumberOfBases": settings.n_bases, "Theta3Spacing": "log"}
+        return {**super().describe(settings), **basis_description(settings)}
 
     def methods(self, settings: ModelSettings) -> str:
         lo, hi = settings.theta3_range_per_min or (float("nan"), float("nan"))

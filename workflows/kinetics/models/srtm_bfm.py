@@ -141,6 +141,18 @@ def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet, chunk_voxels: int = 8192,
                         "k2a": out["k2a"]}, {}, out["wrss"], n, on_bound)
 
 
+def with_edge_warnings(fit: Fit) -> Fit:
+    """A basis-function fit of regions, with a warning where the best basis is an edge one."""
+    fit.warnings = [["best theta3 on the edge of the range"] if b else [] for b in fit.on_bound]
+    return fit
+
+
+def basis_description(settings: ModelSettings) -> dict:
+    """Sidecar entries of a basis-function method's settings."""
+    return {"Theta3RangePerMin": list(settings.theta3_range_per_min or ()),
+            "NumberOfBases": settings.n_bases, "Theta3Spacing": "log"}
+
+
 class SRTMBasisFunctions:
     """SRTM by basis functions: regional and voxelwise, one matrix product per chunk."""
 
@@ -164,10 +176,8 @@ class SRTMBasisFunctions:
 
     def fit_regional(self, timing: FrameTiming, reference_tac: ArrayLike, tacs: ArrayLike,
                      weights: ArrayLike, settings: ModelSettings) -> Fit:
-        fit = self.fit_voxelwise(timing, reference_tac, tacs, weights, settings)
-        fit.warnings = [["best theta3 on the edge of the range"] if b else []
-                        for b in fit.on_bound]
-        return fit
+        return with_edge_warnings(self.fit_voxelwise(timing, reference_tac, tacs, weights,
+                                                     settings))
 
     def fitted(self, timing: FrameTiming, reference_tac: ArrayLike,
                values: dict[str, float]) -> NDArray[np.float64]:
@@ -175,8 +185,7 @@ class SRTMBasisFunctions:
         return srtm_model(timing, reference_tac, values["R1"], values["k2"], values["BPND"])
 
     def describe(self, settings: ModelSettings) -> dict:
-        return {"Theta3RangePerMin": list(settings.theta3_range_per_min or ()),
-                "NumberOfBases": settings.n_bases, "Theta3Spacing": "log"}
+        return basis_description(settings)
 
     def methods(self, settings: ModelSettings) -> str:
         lo, hi = settings.theta3_range_per_min or (float("nan"), float("nan"))
