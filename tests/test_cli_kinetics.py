@@ -85,6 +85,72 @@ def test_tacs_command_errors(tac_table, tmp_path, capsys, mutate, args, code, me
     assert len(err.strip().splitlines()) == 1 or code == 64
 
 
+@pytest.fixture()
+def one_tissue_table(tmp_path, carfentanil_timing, reference_tac):
+    # targets that follow SRTM exactly with k2' = K2_REF (one tissue, V_ND shared)
+    bp = np.array([2.5, 1.0, 0.4])
+    targets = TissueParameters(np.full(3, K1_REF), K2_REF / (1 + bp), 0 * bp, 0 * bp)
+    table = pd.DataFrame({"frame_start": carfentanil_timing.start_s,
+                          "frame_end": carfentanil_timing.end_s, "occipital": reference_tac,
+                          **dict(zip(("striatum", "thalamus", "cortex"),
+                                     simulate_frames(carfentanil_timing, targets)))})
+    path = tmp_path / "one_tissue_tacs.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_k2prime_region_estimates_k2prime_by_mrtm(one_tissue_table, tmp_path):
+    # Ichise's two-step method: MRTM on the high-binding striatum gives k2' (the simulated
+    # reference k2, within 2 %: the trapezoid integral costs 1 %), then MRTM2 fixes it in
+    # every region and the sidecar says where it came from
+    out = tmp_path / "k.tsv"
+    assert run_tacs(one_tissue_table, "--reference", "occipital", "--model", "mrtm2",
+                    "--k2prime-region", "striatum", "-o", out) == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["K2Prime"] == pytest.approx(K2_REF, rel=0.02)
+    assert sidecar["K2PrimeSource"].startswith("MRTM on striatum")
+    table = pd.read_csv(out, sep="\t")
+    np.testing.assert_allclose(table["k2prime"], sidecar["K2Prime"], rtol=1e-5)  # TSV digits
+    np.testing.assert_allclose(table["BPND"], [2.5, 1.0, 0.4], rtol=0.02)
+
+
+def test_logan_without_k2prime_is_the_textbook_slope(one_tissue_table, tmp_path,
+                                                     carfentanil_timing):
+    # --k2prime none: y = int C_T / C_T against x = int C_R / C_T over the frames after t*,
+    # an unweighted line whose slope is DVR (Logan 1996 without the k2' term), by hand here
+    out = tmp_path / "k.tsv"
+    assert run_tacs(one_tissue_table, "--reference", "occipital", "--model", "logan-ref",
+                    "--k2prime", "none", "-o", out) == 0
+    table = pd.read_csv(one_tissue_table, sep="\t")
+    t = carfentanil_timing.mid_min
+    after = t >= 15
+
+    def integral(c):
+        return np.cumsum(np.diff(np.r_[0, t]) * (np.r_[0, c[:-1]] + c) / 2)
+
+    cr, ct = table["occipital"].to_numpy(), table["striatum"].to_numpy()
+    slope = np.polyfit(integral(cr)[after] / ct[after], integral(ct)[after] / ct[after], 1)[0]
+    result = pd.read_csv(out, sep="\t")
+    assert result["BPND"][0] == pytest.approx(slope - 1, rel=1e-5)      # the TSV's digits
+    assert np.isnan(result["k2prime"]).all()
+    assert json.loads(out.with_suffix(".json").read_text())["K2Prime"] is None
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "mrtm2", "--k2prime-region", "nope"], "no target region 'nope'"),
+    (["--model", "mrtm2", "--k2prime", "none"], "only logan-ref runs without it"),
+    (["--model", "mrtm2", "--k2prime", "0.1", "--k2prime-region", "striatum"], "not allowed"),
+])
+def test_k2prime_options_errors(one_tissue_table, tmp_path, capsys, args, message):
+    try:                            # argparse's own checks exit from the parser
+        code = run_tacs(one_tissue_table, "--reference", "occipital", *args,
+                        "-o", tmp_path / "o.tsv")
+    except SystemExit as stop:
+        code = stop.code
+    assert code == 64
+    assert message in capsys.readouterr().err
+
+
 def test_tacs_missing_file_is_66(tmp_path, capsys):
     assert run_tacs(tmp_path / "none.tsv", "--reference", "r", "-o", tmp_path / "o.tsv") == 66
     assert "none.tsv: no such file" in capsys.readouterr().err

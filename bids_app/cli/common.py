@@ -4,6 +4,7 @@ BIDS execution-spec exit codes instead of tracebacks, and the choice of kinetic 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Callable, NoReturn, Sequence
 
@@ -46,6 +47,16 @@ def add_kinetic_options(parser: argparse.ArgumentParser) -> None:
                         "decay-corrected data (default: the tracer's)")
     parser.add_argument("--n-bases", type=int, default=300,
                         help="number of log-spaced basis functions (default 300)")
+
+
+def k2prime_value(text: str) -> float:
+    """``--k2prime``: a rate in 1/min, or ``none`` (inf: the Logan plot without the k2' term)."""
+    if text.strip().lower() == "none":
+        return math.inf
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or none: {text!r}") from None
 
 
 def theta3_range(args: argparse.Namespace) -> tuple[tuple[float, float], str]:

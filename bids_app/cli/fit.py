@@ -10,6 +10,7 @@ with a JSON sidecar.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +21,8 @@ import numpy as np
 from bids_app import __version__, names
 from bids_app.bids import read_metadata
 from bids_app.bids_io import write_json
-from bids_app.cli.common import Parser, add_kinetic_options, run_cli, theta3_range
+from bids_app.cli.common import (Parser, add_kinetic_options, k2prime_value, run_cli,
+                                 theta3_range)
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from bids_app.tracers import TRACERS, canonical_tracer_name
 from workflows.imaging.voxelwise import (EmptyReferenceError, fit_image, fit_info,
@@ -46,9 +48,10 @@ def build_parser() -> Parser:
     p.add_argument("--weights", choices=WEIGHT_SCHEMES, default="counts",
                    help="frame weights from the brain TAC (default: counts, as Magia)")
     add_kinetic_options(p)
-    p.add_argument("--k2prime", type=float, metavar="PER_MIN",
-                   help="the reference region's efflux k2' in 1/min, which mrtm2 and logan-ref "
-                   "fix (e.g. the median k2/R1 of petbind-tacs' SRTM fits)")
+    p.add_argument("--k2prime", type=k2prime_value, metavar="PER_MIN|none",
+                   help="the reference region's efflux k2' in 1/min, which srtm2-bfm, mrtm2 and "
+                   "logan-ref fix (e.g. the median k2/R1 of petbind-tacs' SRTM fits); none "
+                   "for the Logan plot without the k2' term")
     p.add_argument("--tstar", type=float, metavar="MIN",
                    help="first frame mid-time (min) the linear models fit (default: the "
                    "model's: mrtm2 0, logan-ref 15)")
@@ -111,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "k2prime_per_min" in model.needs and not (args.k2prime and args.k2prime > 0):
         raise PetbindError(f"--model {args.model} fixes k2': give --k2prime PER_MIN (positive, "
                            "1/min; e.g. the median k2/R1 of petbind-tacs' SRTM fits)", EX_USAGE)
+    if args.k2prime == math.inf and not getattr(model, "k2prime_optional", False):
+        raise PetbindError(f"--k2prime none: {args.model} needs a k2'; only logan-ref runs "
+                           "without it", EX_USAGE)
     if args.tstar is not None and not args.tstar >= 0:
         raise PetbindError(f"--tstar must be 0 or more minutes, got {args.tstar}", EX_USAGE)
     settings = ModelSettings(theta3_range_per_min=k2a_range, n_bases=args.n_bases,

@@ -9,6 +9,7 @@ MODEL is any model of the family (:mod:`workflows.kinetics.models`).
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -18,13 +19,14 @@ import pandas as pd
 
 from bids_app import __version__
 from bids_app.bids_io import write_json, write_tsv
-from bids_app.cli.common import (Parser, add_kinetic_options, finite_or_fail, radionuclide,
-                                 run_cli, theta3_range)
+from bids_app.cli.common import (Parser, add_kinetic_options, finite_or_fail, k2prime_value,
+                                 radionuclide, run_cli, theta3_range)
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from workflows.kinetics.checks import ABSURD_FACTOR, absurd
 from workflows.kinetics.frames import FrameTiming, TimingError
 from workflows.kinetics.model import Fit, KineticModel, ModelSettings
 from workflows.kinetics.models import MODELS, get_model
+from workflows.kinetics.models.mrtm2 import k2prime_by_mrtm
 from workflows.kinetics.models.srtm import estimate_k2prime
 from workflows.kinetics.weights import WEIGHT_SCHEMES, frame_weights
 
@@ -45,9 +47,14 @@ def build_parser() -> Parser:
                    "(default: uniform). counts and kinfitr use the mean of all TACs and need "
                    "the radionuclide (--tracer or --radionuclide)")
     p.add_argument("--radionuclide", help="e.g. C11, F18 (default: the tracer's)")
-    p.add_argument("--k2prime", type=float, metavar="PER_MIN",
-                   help="reference efflux k2' in 1/min for the models that fix it (default: "
-                   "the median k2/R1 of SRTM fits over the regions)")
+    k2prime = p.add_mutually_exclusive_group()
+    k2prime.add_argument("--k2prime", type=k2prime_value, metavar="PER_MIN|none",
+                         help="reference efflux k2' in 1/min for the models that fix it "
+                         "(default: the median k2/R1 of SRTM fits over the regions); none for "
+                         "the Logan plot without the k2' term")
+    k2prime.add_argument("--k2prime-region", metavar="COLUMN",
+                         help="estimate k2' from this high-binding region by the three-parameter "
+                         "MRTM (Ichise's two-step method), then fix it in every region")
     p.add_argument("--tstar", type=float, metavar="MIN",
                    help="start of the linear part in minutes (logan-ref default 15, mrtm2 0)")
     add_kinetic_options(p)
@@ -112,7 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         weights = frame_weights(args.weights, timing, values.to_numpy(float).mean(axis=1),
                                 radionuclide(args))
     tacs = values[regions].to_numpy(float).T                   # (n_regions, n_frames)
-    settings, sources = model_settings(args, model, timing, reference, tacs, weights)
+    region_tac = None
+    if args.k2prime_region is not None:
+        if args.k2prime_region not in regions:
+            raise PetbindError(f"{args.tacs}: no target region {args.k2prime_region!r} for "
+                               f"--k2prime-region; regions are {', '.join(regions)}", EX_USAGE)
+        region_tac = values[args.k2prime_region].to_numpy(float)
+    settings, sources = model_settings(args, model, timing, reference, tacs, weights,
+                                       region_tac)
     fit = fit_model(args, model, timing, reference, tacs, weights, settings)
     record = {
         "Model": fit.model, "ReferenceRegion": args.reference, "Weights": weights_source,
@@ -140,9 +154,11 @@ def refuse_absurd(values: pd.DataFrame, timing: FrameTiming, path: Path) -> None
 
 
 def model_settings(args, model: KineticModel, timing: FrameTiming, reference: np.ndarray,
-                   tacs: np.ndarray, weights: np.ndarray) -> tuple[ModelSettings, dict]:
-    """What the model needs (theta3 range, k2', t*), from the options or derived, and where
-    each came from (sidecar entries)."""
+                   tacs: np.ndarray, weights: np.ndarray, region_tac: np.ndarray | None = None
+                   ) -> tuple[ModelSettings, dict]:
+    """What the model needs (theta3 range, k2', t*), from the options or derived (k2' from
+    ``region_tac`` by MRTM with --k2prime-region), and where each came from (sidecar
+    entries)."""
     sources: dict = {}
     k2a_range = None
     if "theta3_range_per_min" in model.needs:
@@ -150,7 +166,18 @@ def model_settings(args, model: KineticModel, timing: FrameTiming, reference: np
     k2p = None
     if "k2prime_per_min" in model.needs:
         k2p = args.k2prime
-        if k2p is None:
+        if k2p == math.inf and not getattr(model, "k2prime_optional", False):
+            raise PetbindError(f"--k2prime none: {model.name} needs a k2'; only logan-ref runs "
+                               "without it", EX_USAGE)
+        if region_tac is not None:
+            try:
+                k2p = k2prime_by_mrtm(timing, reference, region_tac, weights)
+            except ValueError as err:
+                raise PetbindError(f"{args.tacs}: --k2prime-region {args.k2prime_region}: "
+                                   f"{err}", EX_DATAERR) from None
+            sources["K2PrimeSource"] = (f"MRTM on {args.k2prime_region} (Ichise's two-step "
+                                        "method)")
+        elif k2p is None:
             try:
                 k2p = estimate_k2prime(get_model("srtm").fit_regional(
                     timing, reference, tacs, weights, ModelSettings()))
@@ -158,7 +185,7 @@ def model_settings(args, model: KineticModel, timing: FrameTiming, reference: np
                 raise PetbindError(f"{args.tacs}: {err} (--k2prime)", EX_DATAERR) from None
         elif k2p <= 0:
             raise PetbindError(f"--k2prime must be positive, got {k2p}", EX_USAGE)
-        sources["K2PrimeSource"] = "--k2prime" if args.k2prime else "median SRTM k2/R1"
+        sources.setdefault("K2PrimeSource", "--k2prime" if args.k2prime else "median SRTM k2/R1")
     return ModelSettings(theta3_range_per_min=k2a_range, n_bases=args.n_bases,
                          k2prime_per_min=k2p, tstar_min=args.tstar), sources
 

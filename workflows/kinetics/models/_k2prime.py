@@ -29,16 +29,20 @@ class FixedK2PrimeModel:
 
     def __init__(self, *, name: str, label: str, title: str, citation: str,
                  parameters: tuple[str, ...], fit_one, default_tstar_min: float | None = None,
-                 srtm_curve: bool = True, fit_many=None, maps: tuple[str, ...] = ()) -> None:
+                 srtm_curve: bool = True, fit_many=None, maps: tuple[str, ...] = (),
+                 k2prime_optional: bool = False) -> None:
         self.name, self.label, self.method, self.title = name, label, label, title
         self.citation, self.parameters, self._fit_one = citation, parameters, fit_one
         self.default_tstar_min, self.srtm_curve = default_tstar_min, srtm_curve
         self._fit_many, self.maps, self.voxelwise = fit_many, maps, fit_many is not None
+        self.k2prime_optional = k2prime_optional     # k2' = inf ("none") drops its term
         self.needs = ("k2prime_per_min",) + (("tstar_min",) if default_tstar_min is not None
                                              else ())
 
     def k2prime(self, settings: ModelSettings) -> float:
         k2p = settings.k2prime_per_min
+        if k2p == math.inf and self.k2prime_optional:
+            return math.inf
         if k2p is None or not (k2p > 0 and math.isfinite(k2p)):
             raise ValueError(f"{self.method} needs a positive k2' (1/min), got {k2p}")
         return float(k2p)
@@ -64,7 +68,7 @@ class FixedK2PrimeModel:
         out = self._fit_many(timing, np.asarray(reference_tac, dtype=np.float64), y, weights,
                              k2p, *extra)
         values = {p: out[p] for p in self.parameters if p in out}
-        values["k2prime"] = np.full(len(y), k2p)
+        values["k2prime"] = np.full(len(y), k2p if math.isfinite(k2p) else np.nan)
         return Fit(self.method, values,
                    {p: out[f"{p}_se"] for p in self.parameters if f"{p}_se" in out},
                    out["wrss"], out["n_frames"], np.zeros(len(y), dtype=bool))
@@ -80,16 +84,18 @@ class FixedK2PrimeModel:
         return srtm_model(timing, reference_tac, values["R1"], values["k2"], values["BPND"])
 
     def describe(self, settings: ModelSettings) -> dict:
-        out = {"K2Prime": settings.k2prime_per_min}
+        k2p = settings.k2prime_per_min
+        out = {"K2Prime": None if k2p == math.inf else k2p}
         if self.default_tstar_min is not None:
             out["TStarMin"] = self.tstar(settings)
         return out
 
     def methods(self, settings: ModelSettings) -> str:
         k2p = settings.k2prime_per_min
-        text = f"{self.citation}, with k2' fixed at " + (
-            f"{k2p:.4g} /min" if k2p is not None else
-            "the median k2/R1 of the regional SRTM fits [@mrtm2]")
+        text = self.citation + (
+            ", without the k2' term" if k2p == math.inf else f", with k2' fixed at {k2p:.4g} /min"
+            if k2p is not None else
+            ", with k2' fixed at the median k2/R1 of the regional SRTM fits [@mrtm2]")
         if self.default_tstar_min is not None:
             text += f" and t* {self.tstar(settings):g} min"
         return text

@@ -2,6 +2,8 @@
 mid-time >= t* (and activity above 0),
 
     int_0^T C_T / C_T(T) = DVR (int_0^T C_R + C_R(T) / k2') / C_T(T) + b;   BPND = DVR - 1
+
+k2' = inf (``--k2prime none``) drops the C_R(T) / k2' term, as commonly done for [11C]PiB.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ def fit_one(timing: FrameTiming, ref: NDArray[np.float64], y: NDArray[np.float64
     ys = running_integral(timing, y)[keep] / y[keep]
     w = np.ones(int(keep.sum())) if weights is None else np.asarray(weights, float)[keep]
     coef, cov, wrss = weighted_linear_fit(np.column_stack([xs, np.ones_like(xs)]), ys, w)
-    return {"BPND": float(coef[0] - 1.0), "k2prime": k2prime_per_min,
+    return {"BPND": float(coef[0] - 1.0),
+            "k2prime": k2prime_per_min if np.isfinite(k2prime_per_min) else np.nan,
             "BPND_se": standard_error(cov, 0), "wrss": wrss, "n_frames": int(keep.sum())}
 
 
@@ -60,4 +63,4 @@ MODEL = FixedK2PrimeModel(
     name="logan-ref", label="LoganRef", title="Logan reference plot",
     citation="the Logan reference plot [@logan1996]", parameters=("BPND", "k2prime"),
     fit_one=fit_one, default_tstar_min=15.0, srtm_curve=False, fit_many=fit_many,
-    maps=("BPND",))
+    maps=("BPND",), k2prime_optional=True)

@@ -16,6 +16,25 @@ from ..frames import FrameTiming
 from ._k2prime import FixedK2PrimeModel
 
 
+def k2prime_by_mrtm(timing: FrameTiming, reference_tac: ArrayLike, tac: ArrayLike,
+                    weights: ArrayLike | None, tstar_min: float = 0.0) -> float:
+    """k2' (1/min) from one high-binding TAC by Ichise's three-parameter MRTM (the first step
+    of the two-step method): C_T(T) = R1 C_R(T) + k2 int_0^T C_R - k2a int_0^T C_T over the
+    frames with mid-time >= t*, by weighted least squares; k2' = k2 / R1."""
+    ref = np.asarray(reference_tac, dtype=np.float64)
+    y = np.asarray(tac, dtype=np.float64)
+    w = np.ones(timing.n_frames) if weights is None else np.asarray(weights, dtype=np.float64)
+    keep = timing.mid_min >= tstar_min
+    if keep.sum() < 4:
+        raise ValueError(f"MRTM: fewer than 4 frames after t* = {tstar_min} min")
+    x = np.column_stack([ref, running_integral(timing, ref), running_integral(timing, y)])
+    (r1, k2, _), _, _ = weighted_linear_fit(x[keep], y[keep], w[keep])
+    if not (r1 > 0 and k2 > 0):
+        raise ValueError(f"MRTM gives R1 {r1:.3g} and k2 {k2:.3g}: no positive k2'; choose a "
+                         "region with more binding")
+    return float(k2 / r1)
+
+
 def fit_one(timing: FrameTiming, ref: NDArray[np.float64], y: NDArray[np.float64],
             weights: ArrayLike, k2prime_per_min: float, tstar_min: float) -> dict:
     w = np.asarray(weights, dtype=np.float64)
