@@ -18,8 +18,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / (a.sum() + b.sum()))
 
 
-# Heads on which ROBEX's own mask misses the truth (Dice 0.92-0.94 at 1.5 mm: 30-85 mL of
-# frontal brain cut away, or 160 mL of scalp kept; docs/validation.md).
+# Heads on which ROBEX's own mask misses the truth: frontal brain cut away (seed 1) or scalp
+# kept (seed 4); the figures are in docs/validation.md.
 HEADS = [(1, False), (4, False)]
 
 

@@ -35,8 +35,8 @@ def real_anat(tmp_path_factory):
 
 def test_brain_extraction_volume_is_adult(real_anat):
     # ROBEX's mask and the mask refined by the normalisation (the template's brain brought
-    # back) both hold a plausible adult brain (notes: 1522-1549 mL), and they agree but for
-    # the shell of extra-cerebral CSF that ROBEX keeps (measured: 1529 and 1425 mL, Dice 0.96)
+    # back) both hold a plausible adult brain, and they agree but for the shell of
+    # extra-cerebral CSF that ROBEX keeps (volumes in docs/validation.md)
     _, (_, _, robex), (_, _, _, _, refined) = real_anat
     masks = [ants.image_read(m).numpy() > 0.5 for m in (robex, refined)]
     voxel_ml = float(np.prod(ants.image_read(robex).spacing)) / 1000

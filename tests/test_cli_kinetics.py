@@ -101,8 +101,8 @@ def one_tissue_table(tmp_path, carfentanil_timing, reference_tac):
 
 def test_k2prime_region_estimates_k2prime_by_mrtm(one_tissue_table, tmp_path):
     # Ichise's two-step method: MRTM on the high-binding striatum gives k2' (the simulated
-    # reference k2, within 2 %: the trapezoid integral costs 1 %), then MRTM2 fixes it in
-    # every region and the sidecar says where it came from
+    # reference k2, within 2 %: the trapezoid integral of frame means costs a little), then
+    # MRTM2 fixes it in every region and the sidecar says where it came from
     out = tmp_path / "k.tsv"
     assert run_tacs(one_tissue_table, "--reference", "occipital", "--model", "mrtm2",
                     "--k2prime-region", "striatum", "-o", out) == 0

@@ -69,8 +69,7 @@ def test_srtm2_bfm_agrees_with_the_nonlinear_srtm2_fit(carfentanil_timing, refer
 def test_fixing_k2prime_lowers_the_scatter_of_bpnd(carfentanil_timing, reference_tac,
                                                   noisy_tacs):
     # SRTM2 estimates one parameter less than SRTM from the same frames: on the same noisy
-    # TACs its BPND scatters less, most for the low-binding targets (measured: SD 0.046
-    # against 0.083 at BPND 0.3; docs/validation.md)
+    # TACs its BPND scatters less, most for the low-binding targets (docs/validation.md)
     weights = np.ones(16)
     sd = {name: MODELS[name].fit_voxelwise(carfentanil_timing, reference_tac, noisy_tacs,
                                            weights, SETTINGS[name])["BPND"].reshape(4, 25)
