@@ -5,7 +5,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from workflows.imaging.anat import HEAD_METRIC_MARGIN_MM
+from workflows.imaging.anat import HEAD_METRIC_MARGIN_MM, REGISTRATION_MM
 
 
 def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "auto",
@@ -41,8 +41,9 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
         "Atropos [@atropos] (three classes, Otsu-initialised, MRF weight 0.2) and normalised "
         "to the MNI152NLin2009cAsym template [@mni2009], all with ANTs: an affine registration "
         "of the extracted brain, then SyN [@syn] of the whole T1w with the similarity (local "
-        "cross-correlation, radius 2 voxels, at 2 mm) measured on the template's brain and "
-        f"{HEAD_METRIC_MARGIN_MM:g} mm around it. ")
+        f"cross-correlation, radius 2 voxels, at {REGISTRATION_MM:g} mm or the T1w's voxel size "
+        f"if coarser) measured on the template's brain and {HEAD_METRIC_MARGIN_MM:g} mm around "
+        "it. ")
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t1w_brain", "brain_mask", "gm_prob", "wm_prob", "csf_prob", "dseg",

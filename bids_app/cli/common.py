@@ -59,6 +59,13 @@ def k2prime_value(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number or none: {text!r}") from None
 
 
+def refuse_k2prime_none(k2prime: float | None, model) -> None:
+    """``--k2prime none`` only for a model that runs without k2' (the Logan plot)."""
+    if k2prime == math.inf and not getattr(model, "k2prime_optional", False):
+        raise PetbindError(f"--k2prime none: {model.name} needs a k2'; only logan-ref runs "
+                           "without it", EX_USAGE)
+
+
 def theta3_range(args: argparse.Namespace) -> tuple[tuple[float, float], str]:
     """The k2a range to use and where it came from."""
     if args.theta3_range:

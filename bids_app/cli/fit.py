@@ -10,7 +10,6 @@ with a JSON sidecar.
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -21,8 +20,8 @@ import numpy as np
 from bids_app import __version__, names
 from bids_app.bids import read_metadata
 from bids_app.bids_io import write_json
-from bids_app.cli.common import (Parser, add_kinetic_options, k2prime_value, run_cli,
-                                 theta3_range)
+from bids_app.cli.common import (Parser, add_kinetic_options, k2prime_value,
+                                 refuse_k2prime_none, run_cli, theta3_range)
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from bids_app.tracers import TRACERS, canonical_tracer_name
 from workflows.imaging.voxelwise import (EmptyReferenceError, fit_image, fit_info,
@@ -114,9 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "k2prime_per_min" in model.needs and not (args.k2prime and args.k2prime > 0):
         raise PetbindError(f"--model {args.model} fixes k2': give --k2prime PER_MIN (positive, "
                            "1/min; e.g. the median k2/R1 of petbind-tacs' SRTM fits)", EX_USAGE)
-    if args.k2prime == math.inf and not getattr(model, "k2prime_optional", False):
-        raise PetbindError(f"--k2prime none: {args.model} needs a k2'; only logan-ref runs "
-                           "without it", EX_USAGE)
+    refuse_k2prime_none(args.k2prime, model)
     if args.tstar is not None and not args.tstar >= 0:
         raise PetbindError(f"--tstar must be 0 or more minutes, got {args.tstar}", EX_USAGE)
     settings = ModelSettings(theta3_range_per_min=k2a_range, n_bases=args.n_bases,

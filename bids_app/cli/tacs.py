@@ -9,7 +9,6 @@ MODEL is any model of the family (:mod:`workflows.kinetics.models`).
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +19,7 @@ import pandas as pd
 from bids_app import __version__
 from bids_app.bids_io import write_json, write_tsv
 from bids_app.cli.common import (Parser, add_kinetic_options, finite_or_fail, k2prime_value,
-                                 radionuclide, run_cli, theta3_range)
+                                 radionuclide, refuse_k2prime_none, run_cli, theta3_range)
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from workflows.kinetics.checks import ABSURD_FACTOR, absurd
 from workflows.kinetics.frames import FrameTiming, TimingError
@@ -166,9 +165,7 @@ def model_settings(args, model: KineticModel, timing: FrameTiming, reference: np
     k2p = None
     if "k2prime_per_min" in model.needs:
         k2p = args.k2prime
-        if k2p == math.inf and not getattr(model, "k2prime_optional", False):
-            raise PetbindError(f"--k2prime none: {model.name} needs a k2'; only logan-ref runs "
-                               "without it", EX_USAGE)
+        refuse_k2prime_none(k2p, model)
         if region_tac is not None:
             try:
                 k2p = k2prime_by_mrtm(timing, reference, region_tac, weights)

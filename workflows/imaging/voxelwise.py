@@ -15,6 +15,7 @@ from workflows.kinetics.checks import absurd, magnitude_scale
 from workflows.kinetics.metadata import PETMetadata
 from workflows.kinetics.model import PARAMETERS, Fit, KineticModel, ModelSettings
 from workflows.kinetics.models import get_model
+from workflows.kinetics.models.srtm import median_k2prime
 from workflows.kinetics.weights import frame_weights
 
 
@@ -98,12 +99,10 @@ def k2prime_from_kinpar(kinpar: str) -> tuple[float, int]:
     """k2' (1/min) as the median k2 / R1 of the regional SRTM fits in a ``_kinpar.tsv`` that
     are not on a bound, and the number of regions it came from."""
     table = pd.read_csv(kinpar, sep="\t")
-    fine = table[~table["on_bound"].astype(bool)]
-    values = (fine["k2"] / fine["R1"]).to_numpy(dtype=float)
-    values = values[np.isfinite(values) & (values > 0)]
-    if not values.size:
-        raise ValueError(f"{kinpar}: no regional SRTM fit off its bounds to take k2' from")
-    return float(np.median(values)), int(values.size)
+    try:
+        return median_k2prime(table["k2"] / table["R1"], table["on_bound"].astype(bool))
+    except ValueError as err:
+        raise ValueError(f"{kinpar}: {err}") from None
 
 
 def fit_maps(pet_hmc: str, metadata: dict, reference_mask: str, brain_mask: str, model: str,

@@ -60,15 +60,21 @@ def fit_one(timing: FrameTiming, ref: NDArray[np.float64], y: NDArray[np.float64
             "n_frames": y.size, "on_bound": bool(warnings), "warnings": warnings}
 
 
-def estimate_k2prime(fit: Fit) -> float:
-    """k2' = k2 / R1 of the reference region (1/min), the median over the SRTM fits that are
-    not on a bound. Regions with higher binding give the most stable estimates; pass those."""
-    values = fit["k2prime"][~fit.on_bound]
+def median_k2prime(k2prime: ArrayLike, on_bound: ArrayLike) -> tuple[float, int]:
+    """k2' (1/min): the median of the SRTM fits' k2 / R1 (``k2prime``) over the fits that are
+    not on a bound and give a positive value, and how many fits that median is of."""
+    values = np.asarray(k2prime, dtype=np.float64)[~np.asarray(on_bound, dtype=bool)]
     values = values[np.isfinite(values) & (values > 0)]
     if not values.size:
         raise ValueError("cannot estimate k2': every SRTM fit is on a bound or failed; "
                          "give k2' explicitly")
-    return float(np.median(values))
+    return float(np.median(values)), int(values.size)
+
+
+def estimate_k2prime(fit: Fit) -> float:
+    """k2' = k2 / R1 of the reference region (1/min), the median over the SRTM fits that are
+    not on a bound. Regions with higher binding give the most stable estimates; pass those."""
+    return median_k2prime(fit["k2prime"], fit.on_bound)[0]
 
 
 class SRTM:
