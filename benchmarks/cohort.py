@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -70,17 +71,35 @@ def score_simulated(ds: Path, sub: str, run: dict) -> dict:
             "worst_roi": min(rois, key=rois.get), "seconds": round(run["seconds"])}
 
 
+def atlas_on_truth_pet_grid(ds: Path, work: Path, sub: str) -> np.ndarray:
+    """The atlas taken back through the participant run's normalisation onto the truth's PET
+    grid (the head's unmoved pose, the T1w's world), as the issue scores labels in PET space."""
+    import ants
+    folder = next(work.rglob(f"anat_{sub.replace('-', '')}_T1w/normalise"))
+    truth = ants.image_read(str(ds / "derivatives" / "truth" / sub / "pet" /
+                                f"{sub}_trc-carfentanil_seg-neuromorphometrics_dseg.nii.gz"))
+    transforms = [str(folder / f"t1w_to_mni_{name}") for name in ("0GenericAffine.mat",
+                                                                  "1InverseWarp.nii.gz")]
+    return ants.apply_transforms(truth, ants.image_read(str(atlas_path())), transforms,
+                                 whichtoinvert=[True, False],
+                                 interpolator="genericLabel").numpy().round().astype(int)
+
+
 def participant(ds: Path, work: Path) -> list[dict]:
-    """The participant level with GTM (PSF 2.5 mm) on a simulated dataset: per subject, the
-    seed ROIs' GTM BPND error (%) against the regional truth and the MNI map's correlation."""
+    """The participant level with GTM (PSF 2.5 mm) on a simulated dataset, per subject: the
+    brain mask's Dice (T1w grid), each seed ROI's label Dice in PET space, the seed ROIs' GTM
+    BPND error (%) against the regional truth and the MNI map's correlation with the true map."""
     import pandas as pd
 
     from bids_app.cli.run import main as petbind_main
     out = work / "out"
+    t0 = time.time()
     run_cli("petbind", petbind_main, [str(ds), str(out), "participant", "-w", str(work / "w"),
                                       "--nprocs", "2", "--pvc-psf-fwhm", "2.5",
                                       "--skip-bids-validation", "-q"])
-    truth = pd.read_csv(ds / "derivatives" / "truth" / "regional_bpnd.tsv", sep="\t")
+    seconds = time.time() - t0
+    truth_dir = ds / "derivatives" / "truth"
+    truth = pd.read_csv(truth_dir / "regional_bpnd.tsv", sep="\t")
     rows = []
     for sub in sorted(p.name for p in ds.glob("sub-*")):
         scan = names.ScanEntities(sub[4:], None, "carfentanil")
@@ -88,21 +107,76 @@ def participant(ds: Path, work: Path) -> list[dict]:
         if not kinpar.is_file():
             rows.append({"sub": sub, "failed": True})
             continue
+        mask_name = names.anat_name(sub[4:], None, "mask", desc="brain")
+        mask = nib.load(out / sub / "anat" / mask_name).get_fdata() > 0
+        true_mask = nib.load(truth_dir / sub / "anat" / mask_name).get_fdata() > 0
+        labels = atlas_on_truth_pet_grid(ds, work / "w", sub)
+        true_labels = np.asarray(nib.load(names.scan_file(
+            truth_dir, scan, "dseg", ".nii.gz", seg="neuromorphometrics")).dataobj).astype(int)
+        rois = {roi: dice(np.isin(labels, region_labels(roi)),
+                          np.isin(true_labels, region_labels(roi))) for roi in SEED_ROIS}
         est = pd.read_csv(kinpar, sep="\t").set_index("region")["BPND"]
         tru = truth[truth["participant_id"] == sub].set_index("region")["BPND"]
         err = (est[list(SEED_ROIS)] / tru[list(SEED_ROIS)] - 1) * 100
         est_map = nib.load(names.scan_file(out, scan, "mimap", ".nii.gz",
                                            space=names.TEMPLATE_SPACE, model="SRTM",
                                            meas="BPND")).get_fdata()
-        tru_map = nib.load(names.scan_file(ds / "derivatives" / "truth", scan, "mimap",
-                                           ".nii.gz", space=names.TEMPLATE_SPACE,
-                                           meas="BPND")).get_fdata()
+        tru_map = nib.load(names.scan_file(truth_dir, scan, "mimap", ".nii.gz",
+                                           space=names.TEMPLATE_SPACE, meas="BPND")).get_fdata()
         brain = tru_map > 0
-        rows.append({"sub": sub, "gtm_err_max": float(err.abs().max()),
+        rows.append({"sub": sub, "mask_dice": dice(mask, true_mask),
+                     "pet_roi_dice_min": min(rois.values()), "worst_roi": min(rois, key=rois.get),
+                     "gtm_err_max": float(err.abs().max()),
                      "gtm_err_median": float(err.abs().median()),
-                     "worst": err.abs().idxmax(),
-                     "map_r": float(np.corrcoef(est_map[brain], tru_map[brain])[0, 1])})
+                     "gtm_err": err.round(1).to_dict(),
+                     "map_r": float(np.corrcoef(est_map[brain], tru_map[brain])[0, 1]),
+                     "run_seconds": round(seconds)})
     return rows
+
+
+def simulated(out: Path, seed: int, defaced: bool, voxel_mm: str,
+              t1w: Path | None = None) -> Path:
+    """One simulated dataset (seed 11 gives two heads, the others one), made once."""
+    ds = out / f"{'real' if t1w else f'seed{seed}'}{'_defaced' if defaced else ''}"
+    if not (ds / "derivatives" / "truth" / "regional_bpnd.tsv").is_file():   # the last written
+        shutil.rmtree(ds, ignore_errors=True)
+        two = seed == 11 and t1w is None
+        run_cli("petbind-simulate", simulate_main, [
+            str(ds), "--n-subjects", "2" if two else "1", "--groups", "a,b" if two else "a",
+            "--tracer", "carfentanil", "--voxel-size", voxel_mm, "--seed", str(seed), "-q"]
+            + (["--deface"] if defaced else []) + (["--t1w", str(t1w)] if t1w else []))
+    return ds
+
+
+def real_anatomy(out: Path, real: Path) -> dict:
+    """The real T1w, plain and defaced: brain volumes and their agreement (no truth there)."""
+    runs = {defaced: anatomy(simulated(out, 11, defaced, "3", real) / "sub-01" / "anat" /
+                             "sub-01_T1w.nii.gz", out / f"work_real{'_defaced' * defaced}")
+            for defaced in (False, True)}
+    zooms = np.prod(nib.load(real).header.get_zooms()[:3])
+    return {"head": "real T1w", "volume_ml": float(runs[False]["mask"].sum() * zooms / 1000),
+            "volume_robex_ml": float(runs[False]["robex_mask"].sum() * zooms / 1000),
+            "volume_defaced_ml": float(runs[True]["mask"].sum() * zooms / 1000),
+            "mask_dice_plain_vs_defaced": dice(runs[False]["mask"], runs[True]["mask"]),
+            "roi_dice_plain_vs_defaced_min": min(
+                dice(np.isin(runs[False]["labels"], region_labels(r)),
+                     np.isin(runs[True]["labels"], region_labels(r))) for r in SEED_ROIS)}
+
+
+def summary(rows: list[dict]) -> str:
+    heads = [r for r in rows if "mask_dice" in r]
+    if not heads:
+        return ""
+    masks = [r["mask_dice"] for r in heads]
+    key = "pet_roi_dice_min" if "pet_roi_dice_min" in heads[0] else "roi_dice_min"
+    text = (f"\n{len(heads)} heads: brain mask Dice min {min(masks):.3f}, median "
+            f"{np.median(masks):.3f}; seed-ROI Dice min {min(r[key] for r in heads):.3f}")
+    if "gtm_err" in heads[0]:
+        errors = [abs(e) for r in heads for e in r["gtm_err"].values()]
+        text += (f"; GTM BPND |error| max {max(errors):.1f} %, median {np.median(errors):.1f} %, "
+                 f"participants' medians at most {max(r['gtm_err_median'] for r in heads):.1f} %"
+                 f"; MNI r min {min(r['map_r'] for r in heads):.3f}")
+    return text
 
 
 def main() -> int:
@@ -112,57 +186,33 @@ def main() -> int:
     p.add_argument("--deface", choices=["both", "no", "yes"], default="both")
     p.add_argument("--real", type=Path, help="a real T1w with face and neck")
     p.add_argument("--participant", action="store_true",
-                   help="also the whole participant level (slow: minutes per head)")
+                   help="the whole participant level instead (slow: minutes per head)")
     p.add_argument("--out", type=Path, default=Path("cohort_output"))
     args = p.parse_args()
     variants = {"both": [False, True], "no": [False], "yes": [True]}[args.deface]
     rows = []
-    for seed in args.seeds:
-        for defaced in variants:
-            ds = args.out / f"seed{seed}{'_defaced' if defaced else ''}"
-            if not (ds / "dataset_description.json").is_file():
-                run_cli("petbind-simulate", simulate_main, [
-                    str(ds), "--n-subjects", "2" if seed == 11 else "1",
-                    "--groups", "a,b" if seed == 11 else "a", "--tracer", "carfentanil",
-                    "--voxel-size", "3" if not args.participant else "2", "--seed", str(seed),
-                    "-q"] + (["--deface"] if defaced else []))
-            for sub in sorted(q.name for q in ds.glob("sub-*")):
-                run = anatomy(ds / sub / "anat" / f"{sub}_T1w.nii.gz", ds.parent /
-                              f"work_{ds.name}_{sub}")
-                row = {"head": f"seed {seed} {sub}", "defaced": defaced,
-                       **score_simulated(ds, sub, run)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-            if args.participant:
-                for extra in participant(ds, ds.parent / f"participant_{ds.name}"):
-                    print(json.dumps({"head": f"seed {seed}", "defaced": defaced, **extra}),
-                          flush=True)
-    if args.real:
-        runs = {}
-        for defaced in (False, True):
-            ds = args.out / f"real{'_defaced' if defaced else ''}"
-            if not (ds / "dataset_description.json").is_file():
-                run_cli("petbind-simulate", simulate_main, [
-                    str(ds), "--n-subjects", "1", "--groups", "a", "--t1w", str(args.real),
-                    "--voxel-size", "3", "-q"] + (["--deface"] if defaced else []))
-            runs[defaced] = anatomy(ds / "sub-01" / "anat" / "sub-01_T1w.nii.gz",
-                                    ds.parent / f"work_{ds.name}")
-        zooms = np.prod(nib.load(args.real).header.get_zooms()[:3])
-        row = {"head": "real T1w", "volume_ml": float(runs[False]["mask"].sum() * zooms / 1000),
-               "volume_robex_ml": float(runs[False]["robex_mask"].sum() * zooms / 1000),
-               "volume_defaced_ml": float(runs[True]["mask"].sum() * zooms / 1000),
-               "mask_dice_plain_vs_defaced": dice(runs[False]["mask"], runs[True]["mask"]),
-               "roi_dice_plain_vs_defaced_min": min(
-                   dice(np.isin(runs[False]["labels"], region_labels(r)),
-                        np.isin(runs[True]["labels"], region_labels(r))) for r in SEED_ROIS)}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    simulated = [r for r in rows if "mask_dice" in r]
-    if simulated:
-        masks = [r["mask_dice"] for r in simulated]
-        roi_min = min(r["roi_dice_min"] for r in simulated)
-        print(f"\n{len(simulated)} simulated heads: brain mask Dice min {min(masks):.3f}, median "
-              f"{np.median(masks):.3f}; seed-ROI Dice min {roi_min:.3f}")
+    datasets = [(f"seed {seed}", simulated(args.out, seed, defaced,
+                                           "2" if args.participant else "3"), defaced)
+                for seed in args.seeds for defaced in variants]
+    if args.participant and args.real:
+        # the real head's truth is petbind's own anatomy of the plain T1w: the defaced run
+        # measures what defacing changes, and both measure the PET stages on a real anatomy
+        datasets += [("real T1w", simulated(args.out, 11, defaced, "2", args.real), defaced)
+                     for defaced in (False, True)]
+    for head, ds, defaced in datasets:
+        if args.participant:
+            found = participant(ds, args.out / f"participant_{ds.name}")
+        else:
+            found = [{"sub": sub, **score_simulated(ds, sub, anatomy(
+                ds / sub / "anat" / f"{sub}_T1w.nii.gz", args.out / f"work_{ds.name}_{sub}"))}
+                for sub in sorted(q.name for q in ds.glob("sub-*"))]
+        for row in found:
+            rows.append({"head": head, "defaced": defaced, **row})
+            print(json.dumps(rows[-1]), flush=True)
+    if args.real and not args.participant:
+        rows.append(real_anatomy(args.out, args.real))
+        print(json.dumps(rows[-1]), flush=True)
+    print(summary(rows))
     return 0
 
 
