@@ -12,7 +12,8 @@ import pandas as pd
 from bids_app import __version__
 from bids_app import names
 from bids_app.bids_io import copy_atomic, write_json, write_text
-from workflows.kinetics.model import PARAMETERS, ModelSettings
+from workflows.imaging.voxelwise import se_map_description, se_map_name, se_measure
+from workflows.kinetics.model import PARAMETERS, ModelSettings, se_columns
 from workflows.kinetics.models import get_model
 
 BIDSIGNORE = "\n".join([
@@ -56,7 +57,8 @@ def kinpar_sidecar(reference_region: str) -> dict:
     """Sidecar of a regional table (``_kinpar.tsv``) of the regional model."""
     model = get_model(REGIONAL_MODEL)
     return {"Model": model.label, "ReferenceRegion": reference_region,
-            "k2": {"Units": PARAMETERS["k2"][0]}, **model.describe(ModelSettings())}
+            "k2": {"Units": PARAMETERS["k2"][0]}, **model.describe(ModelSettings()),
+            **se_columns(("BPND", "R1", "k2"))}
 
 
 def scan_entities(scan: dict) -> names.ScanEntities:
@@ -97,7 +99,7 @@ def write_scan_derivatives(output_dir: str, scan: dict, products: dict) -> list[
             {"Description": f"reference region ({ref}) in PET space", "Type": "ROI"})
     out.put(products["brain_mask_pet"], entities.name("mask", ".nii.gz", desc="brain"),
             {"Description": "brain mask in PET space (voxels fitted)"})
-    out.put(products["atlas_pet"], entities.name("dseg", ".nii.gz", seg="neuromorphometrics"),
+    out.put(products["atlas_pet"], entities.name("dseg", ".nii.gz", seg=names.ATLAS_SEG),
             {"Description": "Neuromorphometrics atlas in PET space"})
     out.put(products["tacs"], names.tacs_name(entities),
             {**TACS_SIDECAR,
@@ -128,6 +130,14 @@ def write_model_maps(out: _Writer, entities: names.ScanEntities, scan: dict, mod
                 names.map_name(entities, kinetic.label, meas, space=names.TEMPLATE_SPACE,
                                desc=names.smoothing_desc(fwhm)),
                 {**side, "SmoothingFWHMmm": fwhm})
+    # standard errors in PET space only: warping and smoothing would not carry them
+    se_maps = {Path(path).name: path for path in products.get(f"{key}_se_maps") or []}
+    for meas in kinetic.maps:
+        if se_map_name(kinetic.label, meas) in se_maps:
+            out.put(se_maps[se_map_name(kinetic.label, meas)],
+                    names.map_name(entities, kinetic.label, se_measure(meas)),
+                    {**fit_info, "Model": kinetic.label,
+                     "ReferenceRegion": scan["reference_region"], **se_map_description(meas)})
 
 
 def motion_sidecar(motion_tsv: str) -> dict:

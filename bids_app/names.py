@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TEMPLATE_SPACE = "MNI152NLin2009cAsym"
+ATLAS_SEG = "neuromorphometrics"        # the seg- label of the atlas's labels and their TACs
 
 # The order entities take in a name: BIDS's order for the entities it has, then BEP023's
 # pvc, model and meas, and the statistics entities of group maps.
@@ -109,7 +110,8 @@ def kinpar_name(scan: ScanEntities, model_label: str, pvc: str | None = None) ->
 
 
 def tacs_name(scan: ScanEntities, pvc: str | None = None) -> str:
-    return scan.name("tacs", ".tsv", pvc=pvc)
+    """Regional TACs: BEP023 names the segmentation they come from (``seg-``)."""
+    return scan.name("tacs", ".tsv", seg=ATLAS_SEG, pvc=pvc)
 
 
 def anat_name(subject: str, session: str | None, suffix: str, extension: str = ".nii.gz",

@@ -23,6 +23,7 @@ from workflows.imaging.qc import flagged_messages  # noqa: E402
 from workflows.imaging.tacs import read_tacs_table  # noqa: E402
 from workflows.kinetics.frames import FrameTiming  # noqa: E402
 from workflows.kinetics.metadata import PETMetadata  # noqa: E402
+from workflows.kinetics.model import SE_SUFFIX  # noqa: E402
 from workflows.kinetics.models import get_model  # noqa: E402
 
 
@@ -207,6 +208,7 @@ def scan_report(output_dir: str, scan: dict, products: dict) -> str:
     for title, name in figs.items():
         parts.append(f"<h2>{html.escape(title)}</h2>"
                      f"<img src='figures/sub-{scan['subject']}/{name}'>")
+    kin = kin.rename(columns=lambda c: f"{c} (%)" if c.endswith(SE_SUFFIX) else c)
     parts.append("<h2>Regional SRTM</h2>" + kin.to_html(index=False, float_format="%.3f"))
     parts.append("<h2>Quality control</h2>" + pd.read_csv(products["qc"], sep="\t").to_html(
         index=False, float_format="%.4g", na_rep=""))

@@ -215,7 +215,7 @@ def write_anatomy(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str,
                  "with head, face removed" if cfg.defaced else "with head, face and neck")})
     write_nifti(truth / names.anat_name(sub, ses, "mask", desc="brain"),
                 anatomy.brain_t1.astype(np.uint8), anatomy.t1_grid.affine, dtype=np.uint8)
-    write_nifti(truth / names.anat_name(sub, ses, "dseg", seg="neuromorphometrics"),
+    write_nifti(truth / names.anat_name(sub, ses, "dseg", seg=names.ATLAS_SEG),
                 anatomy.labels_t1.astype(np.int16), anatomy.t1_grid.affine, dtype=np.int16)
     if isinstance(anatomy.warp, SubjectWarp):
         write_json(truth / names.anat_name(sub, ses, "xfm", ".json", from_="T1w",
@@ -248,9 +248,9 @@ def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, scan: names.S
     write_nifti(truth("mimap", meas="BPND"), phantom.bpnd, affine)
     write_nifti(truth("mask", label=reference, desc="reference"),
                 phantom.reference_mask.astype(np.uint8), affine, dtype=np.uint8)
-    write_nifti(truth("dseg", seg="neuromorphometrics"), anatomy.labels_pet.astype(np.int16),
+    write_nifti(truth("dseg", seg=names.ATLAS_SEG), anatomy.labels_pet.astype(np.int16),
                 affine, dtype=np.int16)
-    write_nifti(truth("dseg", seg="neuromorphometrics", desc="fine"), phantom.labels_fine,
+    write_nifti(truth("dseg", seg=names.ATLAS_SEG, desc="fine"), phantom.labels_fine,
                 phantom.fine_grid.affine, dtype=np.int16)
     write_nifti(truth("mask", desc="brain"), (anatomy.labels_pet > 0).astype(np.uint8), affine,
                 dtype=np.uint8)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bids_app import names
 from bids_app.cli import fit as fit_cli
 from bids_app.cli import tacs as tacs_cli
 from bids_app.cli.common import run_cli
@@ -53,6 +54,32 @@ def test_tacs_command_recovers_truth(model, tac_table, tmp_path):
     if model == "srtm-bfm":
         # Magia's 0.06-0.6 (decay-uncorrected) shifted by lambda of C-11 (0.034 /min)
         assert sidecar["Theta3RangePerMin"] == pytest.approx([0.026, 0.566], abs=1e-3)
+
+
+def test_standard_error_columns_are_percent_and_match_the_scatter(tmp_path, carfentanil_timing,
+                                                                   reference_tac):
+    # BEP023 names a parameter's standard error <parameter>-se, in percent of the estimate.
+    # With independent Gaussian noise of one SD on every frame and uniform weights, SRTM's
+    # asymptotic standard error must describe the scatter of BPND over noise realisations:
+    # the median reported SE (back in BPND units) within 25 % of the empirical SD.
+    rng = np.random.default_rng(3)
+    n = 60
+    target = simulate_frames(carfentanil_timing, TissueParameters(      # one tissue: SRTM exact
+        np.array([K1_REF]), np.array([K2_REF / 2.5]), np.zeros(1), np.zeros(1)))[0]
+    noisy = target + rng.normal(0, 0.03 * target.max(), (n, target.size))
+    table = pd.DataFrame({"frame_start": carfentanil_timing.start_s,
+                          "frame_end": carfentanil_timing.end_s, "occipital": reference_tac,
+                          **{f"r{i}": tac for i, tac in enumerate(noisy)}})
+    table.to_csv(tmp_path / "tacs.tsv", sep="\t", index=False)
+    out = tmp_path / "kinpar.tsv"
+    assert run_tacs(tmp_path / "tacs.tsv", "--reference", "occipital", "--model", "srtm",
+                    "--weights", "uniform", "-o", out) == 0
+    fits = pd.read_csv(out, sep="\t")
+    assert "BPND-se" in fits.columns and "BPND_se" not in fits.columns
+    reported = np.median(fits["BPND-se"] / 100 * fits["BPND"].abs())
+    assert reported == pytest.approx(fits["BPND"].std(), rel=0.25)
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["BPND-se"]["Units"] == "%"
 
 
 def test_tacs_command_as_installed_console_script(tac_table, tmp_path):
@@ -227,6 +254,52 @@ def test_fit_command_runs_the_models_that_fix_k2prime(pet_image, tmp_path, model
     assert sidecar["K2PrimeSource"] == "--k2prime"
     target = bp > 0
     np.testing.assert_allclose(out_bp[target] + 1, bp[target] + 1, rtol=tolerance)
+
+
+def test_fit_command_writes_standard_error_maps_of_the_linear_models(tmp_path,
+                                                                     carfentanil_timing,
+                                                                     reference_tac):
+    # Logan without k2' on noisy voxel TACs, unweighted: the meas-BPNDse map is the slope's
+    # ordinary-regression standard error (numpy's polyfit covariance, residual variance over
+    # n - 2 degrees of freedom, computed here by hand) in percent of |BPND|.
+    timing = carfentanil_timing
+    bp = np.linspace(0.5, 3.0, 10)
+    tacs = simulate_frames(timing, TissueParameters(np.full(10, K1_REF), K2_REF / (1 + bp),
+                                                    0 * bp, 0 * bp))
+    tacs = tacs + np.random.default_rng(1).normal(0, 0.02 * tacs.max(), tacs.shape)
+    data = np.stack([np.tile(reference_tac, (10, 1)), tacs])[:, :, None, :].astype(np.float32)
+    pet = tmp_path / "pet.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), pet)
+    pet.with_name("pet.json").write_text(json.dumps({
+        "TracerRadionuclide": "C11", "FrameTimesStart": timing.start_s.tolist(),
+        "FrameDuration": timing.duration_s.tolist(), "ImageDecayCorrected": True,
+        "ImageDecayCorrectionTime": 0, "Units": "Bq/mL"}))
+    masks = {}
+    for name, row in (("ref", 0), ("brain", 1)):
+        mask = np.zeros((2, 10, 1), np.uint8)
+        mask[row] = 1
+        masks[name] = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(mask, np.eye(4)), masks[name])
+    prefix = tmp_path / "out" / "x"
+    assert run_cli("petbind-fit", fit_cli.main, [
+        str(pet), "--reference-mask", str(masks["ref"]), "--brain-mask", str(masks["brain"]),
+        "--model", "logan-ref", "--k2prime", "none", "--weights", "uniform",
+        "-o", str(prefix)]) == 0
+    se_path = tmp_path / "out" / "x_model-LoganRef_meas-BPNDse_mimap.nii.gz"
+    se_map = nib.load(se_path).get_fdata()[1, :, 0]
+    assert json.loads(names.sidecar(se_path).read_text())["Units"] == "%"
+    t = timing.mid_min
+    after = t >= 15
+
+    def integral(c):
+        return np.cumsum(np.diff(np.r_[0, t]) * (np.r_[0, c[:-1]] + c) / 2)
+
+    ref = data[0, :, 0].astype(float).mean(axis=0)
+    for voxel, ct in enumerate(data[1, :, 0].astype(float)):
+        (slope, _), cov = np.polyfit(integral(ref)[after] / ct[after],
+                                     integral(ct)[after] / ct[after], 1, cov=True)
+        expected = 100 * np.sqrt(cov[0, 0]) / abs(slope - 1)
+        assert se_map[voxel] == pytest.approx(expected, rel=1e-4)
 
 
 @pytest.mark.parametrize("extra,message", [([], "give --k2prime"),

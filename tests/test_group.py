@@ -132,6 +132,36 @@ def test_any_atlas_gives_roi_values_and_statistics(planted, tmp_path):
                                              str(tmp_path / "nope.nii.gz"), "-q"]) == 66
 
 
+def test_model_picks_whose_maps_are_analysed(planted, tmp_path):
+    # A run with two voxelwise models leaves SRTM and SRTM2 maps side by side. --model
+    # srtm2-bfm must analyse SRTM2's (here SRTM's x 1.1, so each ROI value is 1.1 times the
+    # default run's) and say so; SRTM's maps stay the default.
+    import shutil
+    import nibabel as nib
+    from bids_app import names
+    out = tmp_path / "petbind"
+    shutil.copytree(planted.parent, out, ignore=shutil.ignore_patterns("group"))
+    for path in names.find(out, "mimap", ".nii.gz", trc="carfentanil", space="*", desc="*",
+                           model="SRTM", meas="BPND") + names.find(
+            out, "mimap", ".nii.gz", trc="carfentanil", space="*", desc=None, model="SRTM",
+            meas="BPND"):
+        img = nib.load(path)
+        nib.save(nib.Nifti1Image(img.get_fdata() * 1.1, img.affine),
+                 path.with_name(path.name.replace("model-SRTM_", "model-SRTM2_")))
+    ds = planted.parent.parent.parent
+    tables = {}
+    for model in ("srtm-bfm", "srtm2-bfm"):
+        assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--model", model,
+                                                 "--n-permutations", "10", "-q"]) == 0
+        tables[model] = pd.read_csv(out / "group" / "trc-carfentanil_desc-roi_bpnd.tsv",
+                                    sep="\t").set_index("participant_id")
+        text = (out / "group" / "logs" / "CITATION.md").read_text()
+        assert ("SRTM2" in text) == (model == "srtm2-bfm")
+    assert len(tables["srtm2-bfm"]) == 39
+    ratio = tables["srtm2-bfm"]["thalamus"] / tables["srtm-bfm"]["thalamus"]
+    np.testing.assert_allclose(ratio, 1.1, rtol=1e-4)
+
+
 def test_roi_statistics_equal_scipy():
     rng = np.random.default_rng(0)
     groups = ["a"] * 12 + ["b"] * 10 + ["c"] * 8

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bids_app import names
 from bids_app.bids_io import bids_validator_executable
 from conftest import tree_digest
 from bids_app.cli.common import run_cli
@@ -47,7 +48,7 @@ def dataset(tmp_path_factory):
     proc = subprocess.run([sys.executable, "-m", "bids_app.cli.run", str(ds), str(out),
                            "participant", "-w", str(work), "--nprocs", "2",
                            "--pvc-psf-fwhm", "2.5",               # the simulator's PSF
-                           "--model", "srtm-bfm", "srtm2-bfm"],
+                           "--model", "srtm-bfm", "srtm2-bfm", "logan-ref"],
                           capture_output=True, text=True, timeout=3000,
                           env={**os.environ, "TMPDIR": str(tmp)})
     return {"ds": ds, "out": out, "work": work, "proc": proc, "before": before, "tmp": tmp}
@@ -93,7 +94,8 @@ def test_outputs_are_named_as_bep023_with_sidecars(dataset):
     out = dataset["out"]
     pet = out / "sub-01" / "pet"
     base = "sub-01_trc-carfentanil"
-    for name in [f"{base}_desc-hmc_petref.nii.gz", f"{base}_motion.tsv", f"{base}_tacs.tsv",
+    for name in [f"{base}_desc-hmc_petref.nii.gz", f"{base}_motion.tsv",
+                 f"{base}_seg-neuromorphometrics_tacs.tsv",
                  f"{base}_model-SRTM_kinpar.tsv",
                  f"{base}_label-occipital_desc-reference_mask.nii.gz"] + [
                  f"{base}{space}_model-SRTM_meas-{m}_mimap.nii.gz"
@@ -105,8 +107,14 @@ def test_outputs_are_named_as_bep023_with_sidecars(dataset):
     assert side["Model"] == "SRTM" and side["ReferenceRegion"] == "occipital"
     assert side["SmoothingFWHMmm"] == 8 and side["NumberOfBases"] == 300
     assert any("sub-01_trc-carfentanil_pet.nii.gz" in s for s in side["Sources"])
-    tacs = pd.read_csv(pet / f"{base}_tacs.tsv", sep="\t")
+    tacs = pd.read_csv(pet / f"{base}_seg-neuromorphometrics_tacs.tsv", sep="\t")
     assert list(tacs.columns[:3]) == ["frame_start", "frame_end", "occipital"]
+    # BEP023: standard errors as <parameter>-se columns, in percent of the estimate
+    kinpar = pd.read_csv(pet / f"{base}_model-SRTM_kinpar.tsv", sep="\t")
+    assert {"BPND-se", "R1-se", "k2-se"} <= set(kinpar.columns)
+    assert not any(c.endswith("_se") for c in kinpar.columns)
+    side = json.loads((pet / f"{base}_model-SRTM_kinpar.json").read_text())
+    assert side["BPND-se"]["Units"] == "%"
     desc = json.loads((out / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Name"] == "petbind"
     assert (out / f"{base}.html").is_file()
@@ -126,8 +134,8 @@ def test_the_run_writes_its_methods_and_settings(dataset):
     assert "Rousset OG" in (logs / "CITATION.html").read_text()
     assert "Rousset OG" in (dataset["out"] / "sub-01_trc-carfentanil.html").read_text()
     settings = json.loads((logs / "participant_settings.json").read_text())
-    assert settings["PartialVolumePSFFWHMmm"] == 2.5 and settings["Models"] == ["srtm-bfm",
-                                                                              "srtm2-bfm"]
+    assert settings["PartialVolumePSFFWHMmm"] == 2.5
+    assert settings["Models"] == ["srtm-bfm", "srtm2-bfm", "logan-ref"]
 
 
 def test_derivatives_pass_the_bids_validator(dataset):
@@ -230,7 +238,8 @@ def test_partial_volume_correction_moves_regional_bpnd_towards_the_truth(dataset
     # voxel per axis (FWHM^2 = 2.5^2 + 8 ln 2 x variance)
     widest = np.sqrt(2.5 ** 2 + 8 * np.log(2) * 3.0 ** 2 / 4)
     assert all(2.5 < f < widest for f in side["PartialVolumeResolutionFWHMmm"])
-    tacs = pd.read_csv(pet / "sub-01_trc-carfentanil_pvc-GTM_tacs.tsv", sep="\t")
+    tacs = pd.read_csv(pet / "sub-01_trc-carfentanil_seg-neuromorphometrics_pvc-GTM_tacs.tsv",
+                       sep="\t")
     assert list(tacs.columns[:3]) == ["frame_start", "frame_end", "occipital"]
     plain, truth = _regional(dataset)
     corrected, _ = _regional(dataset, "_pvc-GTM")
@@ -278,6 +287,24 @@ def test_a_second_voxelwise_model_writes_its_own_maps(dataset):
     assert "BPND map (SRTM)" in report and "BPND map (SRTM2)" in report
 
 
+def test_a_linear_model_writes_its_standard_error_map(dataset):
+    # --model ... logan-ref: the Logan plot's BPND standard error in percent (BEP023's
+    # BPND-se), in PET space only (warping or smoothing would not carry a standard error).
+    # Where binding is high (true BPND > 1) the percent error of a fitted slope is finite and
+    # small next to the estimate; BPND itself follows the truth.
+    pet = dataset["out"] / "sub-01" / "pet"
+    base = "sub-01_trc-carfentanil"
+    se_path = pet / f"{base}_model-LoganRef_meas-BPNDse_mimap.nii.gz"
+    assert not list(pet.glob(f"{base}_space-*_model-LoganRef_meas-BPNDse_*"))
+    side = json.loads(names.sidecar(se_path).read_text())
+    assert side["Units"] == "%" and "regional SRTM fits" in side["K2PrimeSource"]
+    se = nib.load(se_path).get_fdata()
+    truth = nib.load(dataset["ds"] / "derivatives" / "truth" / "sub-01" / "pet" /
+                     f"{base}_meas-BPND_mimap.nii.gz").get_fdata()
+    high = truth > 1
+    assert np.isfinite(se[high]).mean() > 0.95 and 0 < np.nanmedian(se[high]) < 25
+
+
 def test_rerun_reuses_the_work_dir_and_gives_identical_outputs(dataset):
     out = dataset["out"]
     target = out / "sub-01" / "pet" / f"sub-01_trc-carfentanil_space-{SPACE}_model-SRTM_meas-" \
@@ -289,7 +316,8 @@ def test_rerun_reuses_the_work_dir_and_gives_identical_outputs(dataset):
     proc = subprocess.run([sys.executable, "-m", "bids_app.cli.run", str(dataset["ds"]),
                            str(out), "participant", "-w", str(dataset["work"]),
                            "--participant-label", "sub-01", "--skip-bids-validation",
-                           "--pvc-psf-fwhm", "2.5", "--model", "srtm-bfm", "srtm2-bfm"],
+                           "--pvc-psf-fwhm", "2.5", "--model", "srtm-bfm", "srtm2-bfm",
+                           "logan-ref"],
                           capture_output=True, text=True, timeout=3000)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [p.stat().st_mtime_ns for p in node_results] == stamps   # not recomputed

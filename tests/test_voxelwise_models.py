@@ -1,6 +1,8 @@
 """Voxelwise MRTM2 and Logan reference plot: the truth of the compartment simulator, the
 regional fit of the same model on the same TAC, and the textbook Logan slope."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -163,8 +165,8 @@ def test_the_participant_graph_takes_k2prime_from_the_regional_fits(carfentanil_
         "TracerRadionuclide": "C11", "ImageDecayCorrected": True, "ImageDecayCorrectionTime": 0,
         "FrameTimesStart": carfentanil_timing.start_s.tolist(),
         "FrameDuration": carfentanil_timing.duration_s.tolist()}, n_frames=16).as_record()
-    paths, info = fit_maps(str(pet), metadata, str(masks["ref"]), str(masks["brain"]), "mrtm2",
-                           {}, str(tmp_path), str(kinpar))
+    paths, se_paths, info = fit_maps(str(pet), metadata, str(masks["ref"]), str(masks["brain"]),
+                                     "mrtm2", {}, str(tmp_path), str(kinpar))
     sidecar = json.loads(open(info).read())
     assert sidecar["K2Prime"] == pytest.approx(0.15)
     assert "median k2/R1 of the regional SRTM fits (3 regions" in sidecar["K2PrimeSource"]
@@ -180,3 +182,10 @@ def test_the_participant_graph_takes_k2prime_from_the_regional_fits(carfentanil_
     assert ("scan.tacs_wf.outputnode", "scan.voxelwise_mrtm2_wf.inputnode") in kinpar_into
     assert ("scan.voxelwise_mrtm2_wf.inputnode", "scan.voxelwise_mrtm2_wf.mrtm2") in kinpar_into
     assert not any("srtm_bfm" in v for _, v in kinpar_into)
+    # MRTM2 gives standard errors of its three maps; they reach the scan's outputs
+    assert [Path(p).name for p in se_paths] == ["MRTM2_BPNDse.nii.gz", "MRTM2_R1se.nii.gz",
+                                                "MRTM2_k2se.nii.gz"]
+    se_into = {(u.fullname, v.fullname) for u, v, d in flat.edges(data=True)
+               if any("se_maps" in str(c) for c in d.get("connect", []))}
+    assert ("scan.voxelwise_mrtm2_wf.outputnode", "scan.outputnode") in se_into
+

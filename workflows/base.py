@@ -32,9 +32,11 @@ def model_key(model: str) -> str:
 
 def model_outputs(model: str) -> tuple[str, ...]:
     """The outputnode fields of one voxelwise model: maps in PET space, in MNI space, in MNI
-    space smoothed (lists in the model's ``maps`` order), and the fit's settings and QC."""
+    space smoothed (lists in the model's ``maps`` order), the fit's settings and QC, and the
+    standard-error maps in PET space."""
     key = model_key(model)
-    return (f"{key}_maps", f"{key}_mni", f"{key}_mni_smoothed", f"{key}_fit_info")
+    return (f"{key}_maps", f"{key}_mni", f"{key}_mni_smoothed", f"{key}_fit_info",
+            f"{key}_se_maps")
 
 
 def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
@@ -111,7 +113,7 @@ def _add_model(workflow: pe.Workflow, model: str, metadata: dict, settings: Mode
     """The voxelwise fit of one model and its maps' way to MNI (both returned)."""
     inputnode, outputnode, hmc, coreg, masks, tacs = nodes
     key = model_key(model)
-    maps, mni, mni_smoothed, fit_info = model_outputs(model)
+    maps, mni, mni_smoothed, fit_info, se_maps = model_outputs(model)
     voxelwise = init_voxelwise_wf(metadata=metadata, model=model, settings=settings,
                                   name=f"voxelwise_{key}_wf")
     to_mni = init_mni_wf(voxel_mm=mni_voxel_mm, fwhm_mm=smoothing_fwhm_mm,
@@ -123,7 +125,8 @@ def _add_model(workflow: pe.Workflow, model: str, metadata: dict, settings: Mode
         (voxelwise, to_mni, [("outputnode.maps", "inputnode.pet_maps")]),
         (coreg, to_mni, [("outputnode.pet2t1w", "inputnode.pet2t1w")]),
         (inputnode, to_mni, [("t1w2mni", "inputnode.t1w2mni")]),
-        (voxelwise, outputnode, [("outputnode.maps", maps), ("outputnode.fit_info", fit_info)]),
+        (voxelwise, outputnode, [("outputnode.maps", maps), ("outputnode.fit_info", fit_info),
+                                 ("outputnode.se_maps", se_maps)]),
         (to_mni, outputnode, [("outputnode.mni", mni), ("outputnode.mni_smoothed",
                                                          mni_smoothed)]),
     ])

@@ -27,7 +27,8 @@ def init_voxelwise_wf(*, metadata: dict, model: str, settings: ModelSettings,
 
     Outputs
     -------
-    maps (the model's ``maps``, PET space, in that order), fit_info (JSON).
+    maps (the model's ``maps``, PET space, in that order), se_maps (standard errors in percent
+    of those the model gives them for, in that order; may be empty), fit_info (JSON).
     """
     kinetic = get_model(model)
     workflow = pe.Workflow(name=name)
@@ -38,8 +39,10 @@ def init_voxelwise_wf(*, metadata: dict, model: str, settings: ModelSettings,
         f"{kinetic.methods(settings)}, weights from counting statistics. ")
     inputnode = pe.Node(niu.IdentityInterface(
         fields=["pet_hmc", "reference_mask", "brain_mask", "kinpar"]), name="inputnode")
-    outputnode = pe.Node(niu.IdentityInterface(fields=["maps", "fit_info"]), name="outputnode")
-    node = pe.Node(niu.Function(function=_fit_node, output_names=["maps", "fit_info"]),
+    outputnode = pe.Node(niu.IdentityInterface(fields=["maps", "se_maps", "fit_info"]),
+                         name="outputnode")
+    node = pe.Node(niu.Function(function=_fit_node,
+                                output_names=["maps", "se_maps", "fit_info"]),
                    name=model.replace("-", "_"), mem_gb=mem_gb)
     node.inputs.metadata = metadata
     node.inputs.model = model
@@ -50,7 +53,8 @@ def init_voxelwise_wf(*, metadata: dict, model: str, settings: ModelSettings,
     workflow.connect([
         (inputnode, node, [("pet_hmc", "pet_hmc"), ("reference_mask", "reference_mask"),
                            ("brain_mask", "brain_mask")]),
-        (node, outputnode, [("maps", "maps"), ("fit_info", "fit_info")]),
+        (node, outputnode, [("maps", "maps"), ("se_maps", "se_maps"),
+                            ("fit_info", "fit_info")]),
     ])
     return workflow
 

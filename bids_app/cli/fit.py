@@ -5,7 +5,8 @@
                 -o OUT_PREFIX
 
 writes <OUT_PREFIX>_model-<label>_meas-<parameter>_mimap.nii.gz (e.g. model-SRTM_meas-BPND), each
-with a JSON sidecar.
+with a JSON sidecar, and for the models that give standard errors (mrtm2, logan-ref) their maps
+in percent of the estimate, meas-<parameter>se (e.g. model-MRTM2_meas-BPNDse).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from bids_app.cli.common import (Parser, add_kinetic_options, k2prime_value,
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from bids_app.tracers import TRACERS, canonical_tracer_name
 from workflows.imaging.voxelwise import (EmptyReferenceError, fit_image, fit_info,
-                                         map_description, save_map)
+                                         map_description, save_map, se_map_description,
+                                         se_measure)
 from workflows.kinetics.checks import absurd, magnitude_scale
 from workflows.kinetics.model import ModelSettings
 from workflows.kinetics.models import get_model, voxelwise_models
@@ -143,12 +145,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         info["Theta3RangeSource"] = range_source
     if "k2prime_per_min" in model.needs:
         info["K2PrimeSource"] = "--k2prime"
+    maps = [(meas, fitted.volume(meas), map_description(meas)) for meas in model.maps] + [
+        (se_measure(meas), fitted.se_volume(meas), se_map_description(meas))
+        for meas in fitted.se_parameters(model.maps)]
     try:
-        for meas in model.maps:
+        for meas, volume, description in maps:
             path = Path(f"{args.output_prefix}_" + names.filename("mimap", ".nii.gz",
                                                                   model=model.label, meas=meas))
-            save_map(fitted.volume(meas), pet.affine, path)
-            write_json(names.sidecar(path), {**info, **map_description(meas)})
+            save_map(volume, pet.affine, path)
+            write_json(names.sidecar(path), {**info, **description})
     except OSError as err:
         raise PetbindError(f"{err.filename}: cannot write ({err.strerror}); choose a writable "
                            "-o prefix", EX_CANTCREAT) from None

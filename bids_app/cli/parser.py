@@ -69,7 +69,8 @@ def _add_processing(p: Parser) -> None:
                       help="also correct the regional TACs for partial-volume effects by the "
                       "geometric transfer matrix (GTM) with a Gaussian PSF of this FWHM, the "
                       "scanner's resolution (e.g. 2.5 for the HRRT), and fit them: "
-                      "_pvc-GTM_tacs.tsv, _pvc-GTM_model-SRTM_kinpar.tsv (default: no PVC)")
+                      "_seg-neuromorphometrics_pvc-GTM_tacs.tsv, _pvc-GTM_model-SRTM_kinpar.tsv "
+                      "(default: no PVC)")
     opts.add_argument("--model", nargs="+", default=["srtm-bfm"], metavar="MODEL",
                       choices=voxelwise_models(),
                       help="voxelwise kinetic models: at the participant level the models to "

@@ -23,13 +23,13 @@ from bids_app.cli.common import (Parser, add_kinetic_options, finite_or_fail, k2
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from workflows.kinetics.checks import ABSURD_FACTOR, absurd
 from workflows.kinetics.frames import FrameTiming, TimingError
-from workflows.kinetics.model import Fit, KineticModel, ModelSettings
+from workflows.kinetics.model import Fit, KineticModel, ModelSettings, se_columns
 from workflows.kinetics.models import MODELS, get_model
 from workflows.kinetics.models.mrtm2 import k2prime_by_mrtm
 from workflows.kinetics.models.srtm import estimate_k2prime
 from workflows.kinetics.weights import WEIGHT_SCHEMES, frame_weights
 
-COLUMNS = ("BPND", "R1", "k2", "k2a", "k2prime", "BPND_se", "R1_se", "k2_se", "wRSS",
+COLUMNS = ("BPND", "R1", "k2", "k2a", "k2prime", "BPND-se", "R1-se", "k2-se", "wRSS",
            "n_frames", "on_bound", "warnings")
 
 
@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "FrameWeights": [round(float(w), 6) for w in weights],
         "Source": str(args.tacs), "Software": f"petbind {__version__}",
         "TimeUnits": "rate constants in 1/min; frame times read in seconds",
-        **model.describe(settings), **sources}
+        **model.describe(settings), **sources, **se_columns(("BPND", "R1", "k2"))}
     write_outputs(args.output, fit.table(regions, COLUMNS), record)
     for region, warnings in zip(regions, fit.warnings or []):
         for warning in warnings:

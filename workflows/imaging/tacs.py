@@ -18,7 +18,7 @@ from workflows.kinetics.models import get_model
 from workflows.kinetics.weights import frame_weights
 
 # the columns of the participant level's _kinpar.tsv
-KINPAR_COLUMNS = ("BPND", "R1", "k2", "k2a", "BPND_se", "R1_se", "k2_se", "wRSS", "on_bound",
+KINPAR_COLUMNS = ("BPND", "R1", "k2", "k2a", "BPND-se", "R1-se", "k2-se", "wRSS", "on_bound",
                   "warnings")
 
 

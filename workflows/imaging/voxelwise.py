@@ -34,8 +34,20 @@ class VoxelwiseFit:
     def volume(self, parameter: str) -> np.ndarray:
         """A parameter as a float32 image: 0 outside the brain mask, NaN where a voxel was
         excluded."""
+        return self._image(self.fit[parameter])
+
+    def se_volume(self, parameter: str) -> np.ndarray:
+        """A parameter's standard error in percent of its estimate (BEP023's ``-se``), as
+        :meth:`volume` places it."""
+        return self._image(self.fit.percent_standard_error(parameter))
+
+    def se_parameters(self, parameters: tuple[str, ...]) -> tuple[str, ...]:
+        """Those of ``parameters`` whose standard errors the model gives."""
+        return tuple(p for p in parameters if p in self.fit.standard_errors)
+
+    def _image(self, values: np.ndarray) -> np.ndarray:
         out = np.zeros(self.brain.shape, dtype=np.float32)
-        out[self.brain] = self.fit[parameter]
+        out[self.brain] = values
         out[self.excluded] = np.nan
         return out
 
@@ -95,6 +107,23 @@ def map_description(parameter: str) -> dict:
     return {"Description": description, "Units": units}
 
 
+def se_measure(parameter: str) -> str:
+    """The meas- label of a parameter's standard-error map: ``BPNDse`` (BEP023 writes the
+    standard error as ``BPND-se``; a label cannot hold the hyphen)."""
+    return f"{parameter}se"
+
+
+def se_map_name(label: str, parameter: str) -> str:
+    """The work file of a model's standard-error map (:func:`fit_maps`)."""
+    return f"{label}_{se_measure(parameter)}.nii.gz"
+
+
+def se_map_description(parameter: str) -> dict:
+    return {"Description": f"standard error of {parameter} in percent of its estimate "
+                           "(asymptotic, from the fit's covariance); NaN where the estimate is 0",
+            "Units": "%"}
+
+
 def k2prime_from_kinpar(kinpar: str) -> tuple[float, int]:
     """k2' (1/min) as the median k2 / R1 of the regional SRTM fits in a ``_kinpar.tsv`` that
     are not on a bound, and the number of regions it came from."""
@@ -106,11 +135,13 @@ def k2prime_from_kinpar(kinpar: str) -> tuple[float, int]:
 
 
 def fit_maps(pet_hmc: str, metadata: dict, reference_mask: str, brain_mask: str, model: str,
-             settings: dict, out_dir: str, kinpar: str | None = None) -> tuple[list[str], str]:
-    """Node function: the model's maps in PET space (work files, in ``model.maps`` order) and a
-    JSON of fit settings and QC. ``metadata``: :meth:`PETMetadata.as_record`; ``settings``: the
-    fields of :class:`ModelSettings`; ``kinpar``: the regional SRTM fits, where k2' comes from
-    for a model that fixes it when ``settings`` has none."""
+             settings: dict, out_dir: str, kinpar: str | None = None
+             ) -> tuple[list[str], list[str], str]:
+    """Node function: the model's maps in PET space (work files, in ``model.maps`` order), the
+    standard-error maps of those the model gives standard errors for (percent, in that order)
+    and a JSON of fit settings and QC. ``metadata``: :meth:`PETMetadata.as_record`;
+    ``settings``: the fields of :class:`ModelSettings`; ``kinpar``: the regional SRTM fits,
+    where k2' comes from for a model that fixes it when ``settings`` has none."""
     kinetic = get_model(model)
     options = ModelSettings(**{**settings, "theta3_range_per_min": tuple(
         settings["theta3_range_per_min"]) if settings.get("theta3_range_per_min") else None})
@@ -126,14 +157,18 @@ def fit_maps(pet_hmc: str, metadata: dict, reference_mask: str, brain_mask: str,
     brain = np.asarray(nib.load(brain_mask).dataobj) > 0.5
     fitted = fit_image(data, PETMetadata.from_record(metadata), reference, brain, kinetic,
                        options)
-    paths = []
+    paths, se_paths = [], []
     for parameter in kinetic.maps:
         path = Path(out_dir) / f"{kinetic.label}_{parameter}.nii.gz"
         save_map(fitted.volume(parameter), img.affine, path)
         paths.append(str(path))
+    for parameter in fitted.se_parameters(kinetic.maps):
+        path = Path(out_dir) / se_map_name(kinetic.label, parameter)
+        save_map(fitted.se_volume(parameter), img.affine, path)
+        se_paths.append(str(path))
     info_path = Path(out_dir) / "fit_info.json"
     info_path.write_text(json.dumps({**fit_info(fitted, kinetic, options, "counts"), **source}))
-    return paths, str(info_path)
+    return paths, se_paths, str(info_path)
 
 
 def settings_record(settings: ModelSettings) -> dict:

@@ -30,6 +30,15 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "k2prime": ("1/min", "efflux rate constant of the reference region"),
 }
 
+SE_SUFFIX = "-se"      # BEP023: a parameter's standard error column, e.g. BPND-se (percent)
+
+
+def se_columns(parameters: Sequence[str]) -> dict[str, dict]:
+    """Sidecar entries of the standard-error columns of ``parameters``."""
+    return {f"{p}{SE_SUFFIX}": {"Units": "%", "Description": f"standard error of {p} in "
+                                "percent of its estimate (asymptotic, from the fit's "
+                                "covariance)"} for p in parameters}
+
 
 @dataclass(frozen=True)
 class ModelSettings:
@@ -81,12 +90,13 @@ class Fit:
                    [list(row.get("warnings", [])) for row in rows])
 
     def column(self, name: str) -> NDArray[np.float64]:
-        """A table column: a parameter, ``<parameter>_se``, ``wRSS``, ``n_frames``,
-        ``on_bound`` or ``warnings``; NaN for what this model does not estimate."""
+        """A table column: a parameter, ``<parameter>-se`` (its standard error in percent of
+        the estimate, as the BEP023 draft names it), ``wRSS``, ``n_frames``, ``on_bound`` or
+        ``warnings``; NaN for what this model does not estimate."""
         if name in self.values:
             return self.values[name]
-        if name.endswith("_se") and name[:-3] in PARAMETERS:
-            return self.standard_errors.get(name[:-3], np.full(self.n, np.nan))
+        if name.endswith(SE_SUFFIX) and name[:-3] in PARAMETERS:
+            return self.percent_standard_error(name[:-3])
         special = {"wRSS": self.wrss, "n_frames": self.n_frames_fitted,
                    "on_bound": self.on_bound,
                    "warnings": np.array(["; ".join(w) for w in self.warnings or
@@ -96,6 +106,16 @@ class Fit:
         if name in PARAMETERS:
             return np.full(self.n, np.nan)
         raise KeyError(f"no table column {name!r}")
+
+    def percent_standard_error(self, parameter: str) -> NDArray[np.float64]:
+        """100 x standard error / |estimate|; NaN where the model gives no standard error or
+        the estimate is 0."""
+        se = self.standard_errors.get(parameter)
+        if se is None or parameter not in self.values:
+            return np.full(self.n, np.nan)
+        size = np.abs(self.values[parameter])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(size > 0, 100.0 * se / size, np.nan)
 
     def table(self, regions: Sequence[str], columns: Sequence[str]) -> "pd.DataFrame":
         """A ``_kinpar.tsv`` table: ``region``, then ``columns`` (see :meth:`column`)."""
