@@ -399,7 +399,7 @@ def test_injected_failures_are_flagged_and_reported(dataset, tmp_path):
     nib.save(nib.Nifti1Image(moved, pet.affine), moved_path)
     qc_inputs = loadpkl(next(work.glob("sub01_trccarfentanil/qc_wf/metrics/_inputs.pklz")))
     args = {k: qc_inputs[k] for k in ("t1w_mni", "t1w2mni", "reference_mask", "kinpar",
-                                      "fit_info", "motion_tsv")}
+                                      "fit_infos", "motion_tsv")}
     for name, mask_path, pet_path, metric in (
             ("cut", cut_path, products["petref_t1w"], "brain_missing_ml"),
             ("moved", products["brain_mask"], moved_path, "coregistration_offset_mm")):

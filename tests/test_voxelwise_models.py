@@ -189,3 +189,29 @@ def test_the_participant_graph_takes_k2prime_from_the_regional_fits(carfentanil_
                if any("se_maps" in str(c) for c in d.get("connect", []))}
     assert ("scan.voxelwise_mrtm2_wf.outputnode", "scan.outputnode") in se_into
 
+
+def test_quality_control_reads_every_voxelwise_model(tmp_path):
+    # With several voxelwise models, the share of voxels fitted on a bound is the largest over
+    # them: a second model with a third of its voxels on theta3's bound flags the scan even
+    # though the first model's 2 % do not (range: at most 10 %).
+    import json
+
+    import nibabel as nib
+    import pandas as pd
+
+    from workflows.imaging.qc import THRESHOLDS, kinetic_metrics, qc_table
+    ref = tmp_path / "ref.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.uint8), np.eye(4)), ref)
+    kinpar = tmp_path / "kinpar.tsv"
+    pd.DataFrame({"region": ["a", "b"], "on_bound": [False, False]}).to_csv(kinpar, sep="\t")
+    infos = []
+    for name, share in (("srtm", 0.02), ("srtm2", 0.33)):
+        infos.append(tmp_path / f"{name}.json")
+        infos[-1].write_text(json.dumps({"FractionOfVoxelsOnTheta3Bound": share}))
+    first_only = kinetic_metrics(str(ref), str(kinpar), [str(infos[0])])
+    both = kinetic_metrics(str(ref), str(kinpar), [str(i) for i in infos])
+    assert first_only["voxels_on_bound_fraction"] == 0.02
+    assert both["voxels_on_bound_fraction"] == 0.33
+    assert both["reference_volume_ml"] == 1.0                       # 1000 voxels of 1 mm^3
+    table = qc_table(both, THRESHOLDS).set_index("metric")
+    assert table.loc["voxels_on_bound_fraction", "flagged"]

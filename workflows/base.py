@@ -97,7 +97,7 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
     added = [_add_model(workflow, model, metadata, settings, smoothing_fwhm_mm, mni_voxel_mm,
                         (inputnode, outputnode, hmc, coreg, masks, tacs)) for model in models]
     _add_qc(workflow, qc_thresholds, (inputnode, outputnode, hmc, coreg, masks, tacs,
-                                      added[0][0]))
+                                      [voxelwise for voxelwise, _ in added]))
     stages = [hmc, coreg, masks, tacs] + [fit for fit, _ in added] + [added[0][1]]
     if pvc_psf_fwhm_mm:
         stages.append(_add_pvc(workflow, metadata, pvc_psf_fwhm_mm, reference_region,
@@ -136,16 +136,20 @@ def _add_model(workflow: pe.Workflow, model: str, metadata: dict, settings: Mode
 
 
 def _add_qc(workflow: pe.Workflow, thresholds: dict | None, nodes: tuple) -> None:
-    """The QC metrics of the scan (its anatomy, coregistration, reference, fits, motion)."""
+    """The QC metrics of the scan (its anatomy, coregistration, reference, fits of every
+    voxelwise model, motion)."""
     inputnode, outputnode, hmc, coreg, masks, tacs, voxelwise = nodes
     qc = init_qc_wf(thresholds=thresholds)
+    fit_infos = pe.Node(niu.Merge(len(voxelwise)), name="fit_infos")
+    for i, model_wf in enumerate(voxelwise, start=1):
+        workflow.connect(model_wf, "outputnode.fit_info", fit_infos, f"in{i}")
     workflow.connect([
         (inputnode, qc, [(f, f"inputnode.{f}") for f in ("brain_mask", "t1w_mni", "t1w2mni")]),
         (hmc, qc, [("outputnode.motion_tsv", "inputnode.motion_tsv")]),
         (coreg, qc, [("outputnode.petref_t1w", "inputnode.petref_t1w")]),
         (masks, qc, [("outputnode.reference_mask", "inputnode.reference_mask")]),
         (tacs, qc, [("outputnode.kinpar", "inputnode.kinpar")]),
-        (voxelwise, qc, [("outputnode.fit_info", "inputnode.fit_info")]),
+        (fit_infos, qc, [("out", "inputnode.fit_infos")]),
         (qc, outputnode, [("outputnode.qc", "qc")]),
     ])
 

@@ -6,7 +6,7 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 QC_INPUTS = ("brain_mask", "t1w_mni", "t1w2mni", "petref_t1w", "reference_mask", "kinpar",
-             "fit_info", "motion_tsv")
+             "fit_infos", "motion_tsv")
 
 
 def init_qc_wf(*, thresholds: dict[str, list] | None = None, name: str = "qc_wf"
@@ -20,7 +20,7 @@ def init_qc_wf(*, thresholds: dict[str, list] | None = None, name: str = "qc_wf"
     Inputs
     ------
     brain_mask, t1w_mni, t1w2mni (anatomy), petref_t1w (coregistration), reference_mask,
-    kinpar, fit_info (the first voxelwise model's), motion_tsv.
+    kinpar, fit_infos (every voxelwise model's fit_info), motion_tsv.
 
     Outputs
     -------
@@ -39,9 +39,9 @@ def init_qc_wf(*, thresholds: dict[str, list] | None = None, name: str = "qc_wf"
     return workflow
 
 
-def _qc_node(brain_mask, t1w_mni, t1w2mni, petref_t1w, reference_mask, kinpar, fit_info,
+def _qc_node(brain_mask, t1w_mni, t1w2mni, petref_t1w, reference_mask, kinpar, fit_infos,
              motion_tsv, thresholds):
     import os
     from workflows.imaging.qc import scan_qc
-    return scan_qc(brain_mask, t1w_mni, t1w2mni, petref_t1w, reference_mask, kinpar, fit_info,
+    return scan_qc(brain_mask, t1w_mni, t1w2mni, petref_t1w, reference_mask, kinpar, fit_infos,
                    motion_tsv, thresholds, os.getcwd())

@@ -49,8 +49,8 @@ THRESHOLDS: dict[str, Threshold] = {
     "regions_on_bound_fraction": Threshold(
         None, 0.25, "share of the regional fits with an estimate on a bound"),
     "voxels_on_bound_fraction": Threshold(
-        None, 0.1, "share of the voxels whose fit is on a bound: widen the theta3 range in "
-        "--config-file"),
+        None, 0.1, "share of the voxels whose fit is on a bound (the largest over the "
+        "voxelwise models): widen the theta3 range in --config-file"),
     "max_translation_mm": Threshold(None, 1.0, "largest head translation, mm (Magia: 1)"),
     "max_rotation_rad": Threshold(None, 0.05, "largest head rotation, rad (Magia: 0.05)"),
 }
@@ -110,16 +110,19 @@ def coregistration_offset_mm(petref_t1w: str, brain_mask: str, step_mm: float = 
     return float(np.linalg.norm(best))
 
 
-def kinetic_metrics(reference_mask: str, kinpar: str, fit_info: str) -> dict[str, float]:
+def kinetic_metrics(reference_mask: str, kinpar: str, fit_infos: list[str]
+                    ) -> dict[str, float]:
+    """Reference volume, and the shares of regional fits and of voxels on a bound: for the
+    voxels, the largest over the voxelwise models (``fit_infos``, one JSON each)."""
     ref = nib.load(reference_mask)
     table = pd.read_csv(kinpar, sep="\t")
-    info = json.loads(Path(fit_info).read_text())
-    on_bound = [v for k, v in info.items() if k.startswith("FractionOfVoxelsOn")]
+    on_bound = [v for info in fit_infos for k, v in json.loads(Path(info).read_text()).items()
+                if k.startswith("FractionOfVoxelsOn")]
     return {"reference_volume_ml": _volume_ml(np.asarray(ref.dataobj) > 0.5,
                                               ref.header.get_zooms()[:3]),
             "regions_on_bound_fraction": float(table["on_bound"].astype(bool).mean())
             if len(table) else 0.0,
-            "voxels_on_bound_fraction": float(on_bound[0]) if on_bound else 0.0}
+            "voxels_on_bound_fraction": float(max(on_bound)) if on_bound else 0.0}
 
 
 def motion_metrics(motion_tsv: str) -> dict[str, float]:
@@ -161,7 +164,7 @@ def flagged_messages(table: pd.DataFrame) -> list[str]:
 
 
 def scan_qc(brain_mask: str, t1w_mni: str, t1w2mni: list[str], petref_t1w: str,
-            reference_mask: str, kinpar: str, fit_info: str, motion_tsv: str,
+            reference_mask: str, kinpar: str, fit_infos: list[str], motion_tsv: str,
             thresholds: dict[str, list], out_dir: str) -> str:
     """Node function: every metric of :data:`THRESHOLDS` for one scan, as ``qc.tsv`` (metric,
     value, lower, upper, flagged, description); ``thresholds`` overrides ranges (metric ->
@@ -182,7 +185,7 @@ def scan_qc(brain_mask: str, t1w_mni: str, t1w2mni: list[str], petref_t1w: str,
     ants.image_write(prior, prior_path)
     values = {**anatomy_metrics(brain_mask, t1w_mni, affine, template, prior_path),
               "coregistration_offset_mm": coregistration_offset_mm(petref_t1w, brain_mask),
-              **kinetic_metrics(reference_mask, kinpar, fit_info),
+              **kinetic_metrics(reference_mask, kinpar, fit_infos),
               **motion_metrics(motion_tsv)}
     path = str(out / "qc.tsv")
     qc_table(values, thresholds_with(thresholds)).to_csv(path, sep="\t", index=False,
