@@ -11,13 +11,15 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 
 from bids_app.errors import EX_CANTCREAT, PetbindError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _WRITE_ROOTS: list[Path] = []
 

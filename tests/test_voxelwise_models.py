@@ -215,3 +215,17 @@ def test_quality_control_reads_every_voxelwise_model(tmp_path):
     assert both["reference_volume_ml"] == 1.0                       # 1000 voxels of 1 mm^3
     table = qc_table(both, THRESHOLDS).set_index("metric")
     assert table.loc["voxels_on_bound_fraction", "flagged"]
+
+
+def test_voxel_tacs_are_the_masked_voxels_in_numpys_order():
+    # petbind gathers an image's masked TACs frame by frame; the voxels and their order must be
+    # numpy's data[mask] for images stored either way and for a strided view
+    from workflows.imaging.voxelwise import voxel_tacs
+    rng = np.random.default_rng(0)
+    base = rng.random((6, 7, 8, 5))
+    mask = rng.random((6, 7, 8)) < 0.3
+    for data in (np.ascontiguousarray(base), np.asfortranarray(base), base.astype(np.float32)):
+        got = voxel_tacs(data, mask)
+        assert got.dtype == data.dtype and np.array_equal(got, data[mask])
+    strided = base[:, ::2]
+    assert np.array_equal(voxel_tacs(strided, mask[:, ::2]), strided[mask[:, ::2]])

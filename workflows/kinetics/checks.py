@@ -15,7 +15,7 @@ def magnitude_scale(values: ArrayLike, max_samples: int = 1_000_000) -> float:
     """The typical magnitude of the data: the 90th percentile of the finite non-zero values'
     magnitudes (of an even subsample of at most ``max_samples`` values). A tenth of the values
     may be off without moving it; in an image it lies in the tissue, not the background."""
-    flat = np.asarray(values).reshape(-1)
+    flat = np.asarray(values).ravel(order="K")     # memory order: no copy of the image
     sample = np.abs(flat[::max(1, flat.size // max_samples)].astype(np.float64))
     sample = sample[np.isfinite(sample) & (sample > 0)]
     return float(np.percentile(sample, 90)) if sample.size else 0.0
@@ -30,7 +30,6 @@ def absurd(values: ArrayLike, scale: float | None = None, factor: float = ABSURD
         v = v.astype(np.float64)
     scale = magnitude_scale(v) if scale is None else scale
     with np.errstate(invalid="ignore"):
-        out = ~np.isfinite(v)
-        if scale > 0:
-            out |= np.abs(v) > factor * scale
-    return out
+        if scale > 0:                   # NaN and inf fail the comparison: one pass finds all
+            return ~(np.abs(v) <= factor * scale)
+        return ~np.isfinite(v)

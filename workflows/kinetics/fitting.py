@@ -10,7 +10,6 @@ from typing import Callable
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import least_squares
 from threadpoolctl import threadpool_limits
 
 NAN = float("nan")
@@ -43,6 +42,7 @@ def best_of_starts(residuals: Callable[[NDArray[np.float64]], NDArray[np.float64
                    starts: list[NDArray[np.float64]], lower: NDArray[np.float64],
                    upper: NDArray[np.float64]):
     """Bounded trust-region least squares from every start; the lowest cost wins."""
+    from scipy.optimize import least_squares   # imported here: CLIs start faster
     best = None
     for x0 in starts:
         x0 = np.clip(x0, lower + 1e-9, upper - 1e-9)

@@ -44,7 +44,7 @@ def fit_many(timing: FrameTiming, ref: NDArray[np.float64], tacs: NDArray[np.flo
     w_after = w_all[after]
 
     def chunk(part: slice) -> dict[str, NDArray[np.float64]]:
-        y_all = np.asarray(tacs[part], dtype=np.float64)
+        y_all = np.ascontiguousarray(tacs[part], dtype=np.float64)
         y = y_all[:, after]
         keep = y > 0
         safe = np.where(keep, y, 1.0)

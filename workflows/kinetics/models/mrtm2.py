@@ -63,7 +63,7 @@ def fit_many(timing: FrameTiming, ref: NDArray[np.float64], tacs: NDArray[np.flo
     w = np.asarray(weights, dtype=np.float64)[keep]
 
     def chunk(part: slice) -> dict[str, NDArray[np.float64]]:
-        y = np.asarray(tacs[part], dtype=np.float64)
+        y = np.ascontiguousarray(tacs[part], dtype=np.float64)
         coef, cov, wrss, used = weighted_line_fits(
             x1[None], running_integral(timing, y)[:, keep], y[:, keep], w[None])
         g1, g2 = coef[:, 0], coef[:, 1]

@@ -20,7 +20,7 @@ from ..fitting import in_chunks
 from ..frames import FrameTiming
 from ..model import Fit, ModelSettings
 from ._k2prime import FixedK2PrimeModel
-from .srtm_bfm import basis_description, with_edge_warnings
+from .srtm_bfm import BASIS_CHUNK_VOXELS, basis_description, with_edge_warnings
 
 METHOD = "SRTM2-BFM"
 
@@ -44,7 +44,7 @@ def fit_srtm2_bfm(timing: FrameTiming, reference_tac: ArrayLike, tacs: ArrayLike
     y_all = np.atleast_2d(np.asarray(tacs))
 
     def chunk(part: slice) -> dict[str, NDArray]:
-        y = y_all[part].astype(np.float64)
+        y = y_all[part].astype(np.float64, order="C")
         yw = y * sqrt_w
         best = np.argmax(yw @ unit_t, axis=1)
         r1 = np.einsum("ij,ji->i", yw, unit_t[:, best]) / norms[best]
@@ -55,7 +55,7 @@ def fit_srtm2_bfm(timing: FrameTiming, reference_tac: ArrayLike, tacs: ArrayLike
                 "n_frames": np.full(len(y), timing.n_frames),
                 "on_bound": (best == 0) | (best == n_bases - 1)}
 
-    return in_chunks(len(y_all), chunk)
+    return in_chunks(len(y_all), chunk, chunk=BASIS_CHUNK_VOXELS)
 
 
 class SRTM2BasisFunctions(FixedK2PrimeModel):

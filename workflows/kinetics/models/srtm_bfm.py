@@ -79,7 +79,12 @@ def make_basis_set(timing: FrameTiming, reference_tac: ArrayLike, weights: Array
     return BasisSet(theta, ref, basis, sqrt_w, q1, r11, u / r22[:, None], r12, r22)
 
 
-def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet, chunk_voxels: int = 8192,
+# voxels per chunk of a basis-function fit: its (voxels x bases) projections, 5 MB at 300
+# bases, stay in the CPU's cache for every thread (docs/validation.md: speed)
+BASIS_CHUNK_VOXELS = 2048
+
+
+def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet, chunk_voxels: int = BASIS_CHUNK_VOXELS,
                  n_threads: int | None = None) -> Fit:
     """Fit SRTM to ``tacs`` of shape (n_voxels, n_frames) (or (n_frames,): one TAC).
 
@@ -105,7 +110,7 @@ def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet, chunk_voxels: int = 8192,
 
     def fit_chunk(lo: int) -> None:
         hi = min(lo + chunk_voxels, n_vox)
-        y = y_all[lo:hi].astype(np.float64)        # (V, F)
+        y = y_all[lo:hi].astype(np.float64, order="C")        # (V, F)
         yw = y * basis_set.sqrt_w
         p2 = yw @ q2t                              # (V, K) projections on each basis
         np.square(p2, out=p2)
