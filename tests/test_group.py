@@ -134,8 +134,8 @@ def test_any_atlas_gives_roi_values_and_statistics(planted, tmp_path):
 
 def test_model_picks_whose_maps_are_analysed(planted, tmp_path):
     # A run with two voxelwise models leaves SRTM and SRTM2 maps side by side. --model
-    # srtm2-bfm must analyse SRTM2's (here SRTM's x 1.1, so each ROI value is 1.1 times the
-    # default run's) and say so; SRTM's maps stay the default.
+    # srtm2-bfm must analyse SRTM2's (here SRTM's x 1.1, so each ROI value is 1.1 times that
+    # of the default run on SRTM's maps, the fixture's) and say so.
     import shutil
     import nibabel as nib
     from bids_app import names
@@ -149,14 +149,13 @@ def test_model_picks_whose_maps_are_analysed(planted, tmp_path):
         nib.save(nib.Nifti1Image(img.get_fdata() * 1.1, img.affine),
                  path.with_name(path.name.replace("model-SRTM_", "model-SRTM2_")))
     ds = planted.parent.parent.parent
-    tables = {}
-    for model in ("srtm-bfm", "srtm2-bfm"):
-        assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--model", model,
-                                                 "--n-permutations", "10", "-q"]) == 0
-        tables[model] = pd.read_csv(out / "group" / "trc-carfentanil_desc-roi_bpnd.tsv",
-                                    sep="\t").set_index("participant_id")
-        text = (out / "group" / "logs" / "CITATION.md").read_text()
-        assert ("SRTM2" in text) == (model == "srtm2-bfm")
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--model", "srtm2-bfm",
+                                             "--n-permutations", "10", "-q"]) == 0
+    tables = {model: pd.read_csv(folder / "trc-carfentanil_desc-roi_bpnd.tsv", sep="\t")
+              .set_index("participant_id") for model, folder in (("srtm-bfm", planted),
+                                                                 ("srtm2-bfm", out / "group"))}
+    assert "SRTM2" in (out / "group" / "logs" / "CITATION.md").read_text()
+    assert "SRTM2" not in (planted / "logs" / "CITATION.md").read_text()
     assert len(tables["srtm2-bfm"]) == 39
     ratio = tables["srtm2-bfm"]["thalamus"] / tables["srtm-bfm"]["thalamus"]
     np.testing.assert_allclose(ratio, 1.1, rtol=1e-4)
