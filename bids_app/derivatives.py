@@ -12,6 +12,7 @@ import pandas as pd
 from bids_app import __version__
 from bids_app import names
 from bids_app.bids_io import copy_atomic, write_json, write_text
+from workflows.imaging.gtm import REFERENCE_GROWTH_MM
 from workflows.imaging.voxelwise import se_map_description, se_map_name, se_measure
 from workflows.kinetics.model import PARAMETERS, ModelSettings, se_columns
 from workflows.kinetics.models import get_model
@@ -168,8 +169,9 @@ def write_pvc_derivatives(output_dir: str, scan: dict, products: dict) -> list[s
                                       "squared at sub-voxel fraction u, mean over the brain)",
            "PartialVolumeRegions": "Neuromorphometrics labels, the T1w brain mask's voxels "
                                    "without a label, and the rest of the field of view; the "
-                                   "reference region is its trimmed mask, the rest of its "
-                                   "atlas labels regions of their own"}
+                                   "reference region is its trimmed mask grown by "
+                                   f"{REFERENCE_GROWTH_MM:g} mm within its atlas labels, the "
+                                   "rest of those labels regions of their own"}
     out = _Writer(names.subject_dir(Path(output_dir), scan["subject"], scan["session"], "pet"),
                   {**scan["provenance"], **pvc})
     out.put(products["pvc_tacs"], names.tacs_name(entities, pvc="GTM"),

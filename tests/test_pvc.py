@@ -283,3 +283,19 @@ def test_gtm_on_the_true_labels_gives_back_the_simulated_regional_bpnd(tmp_path)
     regional = pd.read_csv(truth / "regional_bpnd.tsv", sep="\t").set_index("region")["BPND"]
     error = estimate[list(SEED_ROIS)] / regional[list(SEED_ROIS)] - 1
     assert (error.abs() < 0.02).all(), error.round(3).to_dict()
+
+
+def test_the_gtm_reference_reaches_4_mm_past_the_trimmed_mask_within_its_labels():
+    # The reference mask grows by 4 mm in face-connected steps of the PET voxel (two at 2 mm,
+    # one at 3 mm) and is then cut to the reference's labels: it never takes another label.
+    from workflows.imaging.gtm import grown_reference
+    mask = np.zeros((11, 11, 11), bool)
+    mask[5, 5, 5] = True
+    for voxel_mm, reach in ((2.0, 2), (3.0, 1)):
+        grown = grown_reference(mask, (voxel_mm,) * 3)
+        distance = np.abs(np.indices(mask.shape) - 5).sum(axis=0)       # city-block, voxels
+        assert np.array_equal(grown, distance <= reach)
+    labels = np.where(np.arange(11)[:, None, None] < 6, 3, 7) * np.ones((11, 11, 11), int)
+    carved, reference = carve_reference(labels, grown_reference(mask, (2.0,) * 3), (1, 1, 1),
+                                        [3])
+    assert np.all(labels[carved == reference] == 3) and np.all(carved[labels == 7] == 7)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from workflows.imaging.gtm import REFERENCE_GROWTH_MM
 from workflows.tacs import init_fit_node
 
 
@@ -36,8 +37,9 @@ def init_pvc_wf(*, metadata: dict, psf_fwhm_mm: float, reference_region: str,
         "frame by the linear interpolation of motion correction (u (1 - u) times the voxel "
         "size squared at sub-voxel fraction u, averaged over the brain), and with every "
         "Neuromorphometrics label, the brain mask's unlabelled voxels, the rest of the field "
-        "of view and the reference region's mask as regions; they were fitted with SRTM as "
-        "above. ")
+        f"of view and the reference region's mask, grown by {REFERENCE_GROWTH_MM:g} mm within "
+        "its atlas labels, as "
+        "regions; they were fitted with SRTM as above. ")
     fields = ["petref", "pet_hmc", "motion_tsv", "mni2t1w", "pet2t1w", "reference_mask",
               "brain_mask"]
     inputnode = pe.Node(niu.IdentityInterface(fields=fields), name="inputnode")

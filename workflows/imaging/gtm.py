@@ -154,6 +154,23 @@ def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_di
     return path
 
 
+# how far the GTM's reference region reaches past the trimmed reference mask, inside the
+# reference's atlas labels (cohort figures in docs/validation.md)
+REFERENCE_GROWTH_MM = 4.0
+
+
+def grown_reference(mask: NDArray[np.bool_], voxel_mm: tuple[float, float, float]
+                    ) -> NDArray[np.bool_]:
+    """The trimmed reference mask grown by :data:`REFERENCE_GROWTH_MM` (face-connected steps
+    of the PET voxel, at least one). At PET resolution the mask is a grey-matter ribbon a
+    voxel or two thick; where the atlas lies 1-2 mm off, part of it sits on white matter or
+    CSF, which the GTM takes for reference tissue: the reference comes out low and every BPND
+    high. Grown, and then cut to the reference's labels (:func:`carve_reference`), the region
+    averages over that misplacement."""
+    steps = max(1, int(round(REFERENCE_GROWTH_MM / min(voxel_mm))))
+    return ndimage.binary_dilation(mask, iterations=steps)
+
+
 def carve_reference(labels_fine: NDArray[np.integer], reference_mask_pet: NDArray[np.bool_],
                     factors: tuple[int, int, int], reference_labels: list[int]
                     ) -> tuple[NDArray[np.int64], int]:
@@ -188,11 +205,12 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
     TSV path and the resolution (FWHM, mm, per axis) averaged over the frames.
 
     The reference is a GTM region of its own (:func:`carve_reference`): the part of its atlas
-    labels inside ``reference_mask``, which is restricted and trimmed to voxels of reference
-    tissue. The whole atlas region would not do: where normalisation places its labels over
-    neighbouring cortex with receptors, the GTM attributes that cortex's activity to the
-    reference, which comes out high, and every BPND low (docs/validation.md). The reference's
-    atlas-label columns then hold the rest of those labels."""
+    labels inside ``reference_mask`` (restricted and trimmed to voxels of reference tissue)
+    grown by :func:`grown_reference`. The whole atlas region would not do: where normalisation
+    places its labels over neighbouring cortex with receptors, the GTM attributes that
+    cortex's activity to the reference, which comes out high, and every BPND low
+    (docs/validation.md). The reference's atlas-label columns then hold the rest of those
+    labels."""
     import nibabel as nib
     import pandas as pd
 
@@ -205,7 +223,8 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
     fine_img = nib.load(atlas_fine)
     pet_vox = tuple(float(v) for v in pet_img.header.get_zooms()[:3])
     factors = fine_factors(pet_vox)
-    reference_pet = np.asarray(nib.load(reference_mask).dataobj) > 0.5
+    reference_pet = grown_reference(np.asarray(nib.load(reference_mask).dataobj) > 0.5,
+                                    pet_vox)
     labels_fine, reference_id = carve_reference(np.asarray(fine_img.dataobj).round(),
                                                 reference_pet, factors,
                                                 reference_labels(reference_name))
