@@ -13,7 +13,8 @@ from bids_app import __version__
 from bids_app import names
 from bids_app.bids_io import copy_atomic, write_json, write_text
 from workflows.imaging.gtm import REFERENCE_GROWTH_MM
-from workflows.imaging.voxelwise import se_map_description, se_map_name, se_measure
+from workflows.imaging.tacs import KINPAR_COLUMNS
+from workflows.imaging.voxelwise import map_work_name, se_map_description, se_measure
 from workflows.kinetics.model import PARAMETERS, ModelSettings, se_columns
 from workflows.kinetics.models import get_model
 
@@ -59,7 +60,7 @@ def kinpar_sidecar(reference_region: str) -> dict:
     model = get_model(REGIONAL_MODEL)
     return {"Model": model.label, "ReferenceRegion": reference_region,
             "k2": {"Units": PARAMETERS["k2"][0]}, **model.describe(ModelSettings()),
-            **se_columns(("BPND", "R1", "k2"))}
+            **se_columns(KINPAR_COLUMNS)}
 
 
 def scan_entities(scan: dict) -> names.ScanEntities:
@@ -134,9 +135,9 @@ def write_model_maps(out: _Writer, entities: names.ScanEntities, scan: dict, mod
     # standard errors in PET space only: warping and smoothing would not carry them
     se_maps = {Path(path).name: path for path in products.get(f"{key}_se_maps") or []}
     for meas in kinetic.maps:
-        if se_map_name(kinetic.label, meas) in se_maps:
-            out.put(se_maps[se_map_name(kinetic.label, meas)],
-                    names.map_name(entities, kinetic.label, se_measure(meas)),
+        work = map_work_name(kinetic.label, se_measure(meas))
+        if work in se_maps:
+            out.put(se_maps[work], names.map_name(entities, kinetic.label, se_measure(meas)),
                     {**fit_info, "Model": kinetic.label,
                      "ReferenceRegion": scan["reference_region"], **se_map_description(meas)})
 

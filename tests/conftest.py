@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -103,7 +104,6 @@ def pet_metadata(sidecar: Path | str) -> dict:
 def nearest_on_grid(path: Path, target) -> np.ndarray:
     """The image at ``path`` on the voxel grid of the image ``target`` (nearest neighbour,
     through world coordinates; 0 outside)."""
-    import nibabel as nib
     from scipy import ndimage
 
     img = nib.load(path)
@@ -111,3 +111,20 @@ def nearest_on_grid(path: Path, target) -> np.ndarray:
     ijk = np.indices(target.shape[:3]).reshape(3, -1)
     return ndimage.map_coordinates(np.asarray(img.dataobj), to_source[:3, :3] @ ijk +
                                    to_source[:3, 3:4], order=0).reshape(target.shape[:3])
+
+
+def two_row_image(folder: Path, reference_tac: np.ndarray, tacs: np.ndarray
+                  ) -> tuple[Path, dict[str, Path]]:
+    """A (2, n, 1, frames) float32 image: row 0 the reference TAC n times, row 1 the n TACs;
+    with the masks of each row ("ref", "brain"). Returns the image's path and the masks'."""
+    n = len(tacs)
+    data = np.stack([np.tile(reference_tac, (n, 1)), tacs])[:, :, None, :]
+    pet = folder / "pet.nii.gz"
+    nib.save(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), pet)
+    masks = {}
+    for name, row in (("ref", 0), ("brain", 1)):
+        mask = np.zeros((2, n, 1), np.uint8)
+        mask[row] = 1
+        masks[name] = folder / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(mask, np.eye(4)), masks[name])
+    return pet, masks

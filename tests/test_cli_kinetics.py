@@ -14,7 +14,7 @@ from bids_app import names
 from bids_app.cli import fit as fit_cli
 from bids_app.cli import tacs as tacs_cli
 from bids_app.cli.common import run_cli
-from conftest import K1_REF, K2_REF
+from conftest import K1_REF, K2_REF, two_row_image
 from workflows.kinetics.compartments import TissueParameters, simulate_frames
 from workflows.kinetics.frames import decay_uncorrect
 
@@ -267,19 +267,11 @@ def test_fit_command_writes_standard_error_maps_of_the_linear_models(tmp_path,
     tacs = simulate_frames(timing, TissueParameters(np.full(10, K1_REF), K2_REF / (1 + bp),
                                                     0 * bp, 0 * bp))
     tacs = tacs + np.random.default_rng(1).normal(0, 0.02 * tacs.max(), tacs.shape)
-    data = np.stack([np.tile(reference_tac, (10, 1)), tacs])[:, :, None, :].astype(np.float32)
-    pet = tmp_path / "pet.nii.gz"
-    nib.save(nib.Nifti1Image(data, np.eye(4)), pet)
+    pet, masks = two_row_image(tmp_path, reference_tac, tacs)
     pet.with_name("pet.json").write_text(json.dumps({
         "TracerRadionuclide": "C11", "FrameTimesStart": timing.start_s.tolist(),
         "FrameDuration": timing.duration_s.tolist(), "ImageDecayCorrected": True,
         "ImageDecayCorrectionTime": 0, "Units": "Bq/mL"}))
-    masks = {}
-    for name, row in (("ref", 0), ("brain", 1)):
-        mask = np.zeros((2, 10, 1), np.uint8)
-        mask[row] = 1
-        masks[name] = tmp_path / f"{name}.nii.gz"
-        nib.save(nib.Nifti1Image(mask, np.eye(4)), masks[name])
     prefix = tmp_path / "out" / "x"
     assert run_cli("petbind-fit", fit_cli.main, [
         str(pet), "--reference-mask", str(masks["ref"]), "--brain-mask", str(masks["brain"]),
@@ -294,8 +286,9 @@ def test_fit_command_writes_standard_error_maps_of_the_linear_models(tmp_path,
     def integral(c):
         return np.cumsum(np.diff(np.r_[0, t]) * (np.r_[0, c[:-1]] + c) / 2)
 
-    ref = data[0, :, 0].astype(float).mean(axis=0)
-    for voxel, ct in enumerate(data[1, :, 0].astype(float)):
+    data = nib.load(pet).get_fdata()
+    ref = data[0, :, 0].mean(axis=0)
+    for voxel, ct in enumerate(data[1, :, 0]):
         (slope, _), cov = np.polyfit(integral(ref)[after] / ct[after],
                                      integral(ct)[after] / ct[after], 1, cov=True)
         expected = 100 * np.sqrt(cov[0, 0]) / abs(slope - 1)

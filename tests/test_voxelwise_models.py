@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import K1_REF, K2_REF
+from conftest import K1_REF, K2_REF, two_row_image
 from workflows.kinetics.compartments import TissueParameters, add_counts_noise, simulate_frames
 from workflows.kinetics.convolution import running_integral
 from workflows.kinetics.model import ModelSettings
@@ -147,16 +147,8 @@ def test_the_participant_graph_takes_k2prime_from_the_regional_fits(carfentanil_
 
     bp = np.linspace(0.2, 3.0, 8)
     targets = TissueParameters(np.full(8, K1_REF), K2_REF / (1 + bp), 0 * bp, 0 * bp)
-    tacs = np.vstack([np.repeat(reference_tac[None], 8, axis=0),
-                      simulate_frames(carfentanil_timing, targets)]).reshape(2, 8, 1, 16)
-    pet = tmp_path / "pet.nii.gz"
-    nib.save(nib.Nifti1Image(tacs.astype(np.float32), np.eye(4)), pet)
-    masks = {}
-    for name, rows in (("ref", 0), ("brain", 1)):
-        mask = np.zeros((2, 8, 1), np.uint8)
-        mask[rows] = 1
-        masks[name] = tmp_path / f"{name}.nii.gz"
-        nib.save(nib.Nifti1Image(mask, np.eye(4)), masks[name])
+    pet, masks = two_row_image(tmp_path, reference_tac,
+                               simulate_frames(carfentanil_timing, targets))
     kinpar = tmp_path / "kinpar.tsv"           # k2/R1: 0.15, 0.15, 0.16 and one on a bound
     pd.DataFrame({"region": list("abcd"), "R1": [1.0, 1.2, 1.0, 1.0],
                   "k2": [0.15, 0.18, 0.16, 0.9], "on_bound": [False, False, False, True]}

@@ -26,9 +26,7 @@ from bids_app.cli.common import (Parser, add_kinetic_options, k2prime_value,
                                  refuse_k2prime_none, run_cli, theta3_range)
 from bids_app.errors import EX_CANTCREAT, EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from bids_app.tracers import TRACERS, canonical_tracer_name
-from workflows.imaging.voxelwise import (EmptyReferenceError, fit_image, fit_info,
-                                         map_description, save_map, se_map_description,
-                                         se_measure)
+from workflows.imaging.voxelwise import EmptyReferenceError, fit_image, fit_info, save_map
 from workflows.kinetics.checks import absurd, magnitude_scale
 from workflows.kinetics.fitting import usable_cpus
 from workflows.kinetics.model import ModelSettings
@@ -147,9 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         info["Theta3RangeSource"] = range_source
     if "k2prime_per_min" in model.needs:
         info["K2PrimeSource"] = "--k2prime"
-    maps = [(meas, fitted.volume(meas), map_description(meas)) for meas in model.maps] + [
-        (se_measure(meas), fitted.se_volume(meas), se_map_description(meas))
-        for meas in fitted.se_parameters(model.maps)]
+
     def write(meas: str, volume: np.ndarray, description: dict) -> None:
         path = Path(f"{args.output_prefix}_" + names.filename("mimap", ".nii.gz",
                                                               model=model.label, meas=meas))
@@ -158,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:                    # gzip releases the GIL: the maps compress side by side
         with ThreadPoolExecutor(usable_cpus()) as pool:
-            for done in [pool.submit(write, *m) for m in maps]:
+            for done in [pool.submit(write, *m) for m in fitted.maps(model.maps)]:
                 done.result()
     except OSError as err:
         raise PetbindError(f"{err.filename}: cannot write ({err.strerror}); choose a writable "

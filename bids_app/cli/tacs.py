@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "FrameWeights": [round(float(w), 6) for w in weights],
         "Source": str(args.tacs), "Software": f"petbind {__version__}",
         "TimeUnits": "rate constants in 1/min; frame times read in seconds",
-        **model.describe(settings), **sources, **se_columns(("BPND", "R1", "k2"))}
+        **model.describe(settings), **sources, **se_columns(COLUMNS)}
     write_outputs(args.output, fit.table(regions, COLUMNS), record)
     for region, warnings in zip(regions, fit.warnings or []):
         for warning in warnings:

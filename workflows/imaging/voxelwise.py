@@ -35,14 +35,13 @@ class VoxelwiseFit:
         excluded."""
         return self._image(self.fit[parameter])
 
-    def se_volume(self, parameter: str) -> np.ndarray:
-        """A parameter's standard error in percent of its estimate (BEP023's ``-se``), as
-        :meth:`volume` places it."""
-        return self._image(self.fit.percent_standard_error(parameter))
-
-    def se_parameters(self, parameters: tuple[str, ...]) -> tuple[str, ...]:
-        """Those of ``parameters`` whose standard errors the model gives."""
-        return tuple(p for p in parameters if p in self.fit.standard_errors)
+    def maps(self, parameters: tuple[str, ...]) -> list[tuple[str, np.ndarray, dict]]:
+        """(meas label, float32 volume, sidecar description) of each of ``parameters``, then
+        of the standard error, in percent of the estimate (BEP023's ``-se``), of those the
+        model gives standard errors for."""
+        return [(p, self.volume(p), map_description(p)) for p in parameters] + [
+            (se_measure(p), self._image(self.fit.percent_standard_error(p)),
+             se_map_description(p)) for p in parameters if p in self.fit.standard_errors]
 
     def _image(self, values: np.ndarray) -> np.ndarray:
         out = np.zeros(self.brain.shape, dtype=np.float32)
@@ -136,9 +135,9 @@ def se_measure(parameter: str) -> str:
     return f"{parameter}se"
 
 
-def se_map_name(label: str, parameter: str) -> str:
-    """The work file of a model's standard-error map (:func:`fit_maps`)."""
-    return f"{label}_{se_measure(parameter)}.nii.gz"
+def map_work_name(label: str, meas: str) -> str:
+    """The work file of a model's map with this meas- label (:func:`fit_maps`)."""
+    return f"{label}_{meas}.nii.gz"
 
 
 def se_map_description(parameter: str) -> dict:
@@ -182,18 +181,14 @@ def fit_maps(pet_hmc: str, metadata: dict, reference_mask: str, brain_mask: str,
     brain = np.asarray(nib.load(brain_mask).dataobj) > 0.5
     fitted = fit_image(data, PETMetadata.from_record(metadata), reference, brain, kinetic,
                        options)
-    paths, se_paths = [], []
-    for parameter in kinetic.maps:
-        path = Path(out_dir) / f"{kinetic.label}_{parameter}.nii.gz"
-        save_map(fitted.volume(parameter), img.affine, path)
-        paths.append(str(path))
-    for parameter in fitted.se_parameters(kinetic.maps):
-        path = Path(out_dir) / se_map_name(kinetic.label, parameter)
-        save_map(fitted.se_volume(parameter), img.affine, path)
-        se_paths.append(str(path))
+    paths = []
+    for meas, volume, _ in fitted.maps(kinetic.maps):
+        paths.append(str(Path(out_dir) / map_work_name(kinetic.label, meas)))
+        save_map(volume, img.affine, Path(paths[-1]))
     info_path = Path(out_dir) / "fit_info.json"
     info_path.write_text(json.dumps({**fit_info(fitted, kinetic, options, "counts"), **source}))
-    return paths, se_paths, str(info_path)
+    n_maps = len(kinetic.maps)
+    return paths[:n_maps], paths[n_maps:], str(info_path)
 
 
 def settings_record(settings: ModelSettings) -> dict:

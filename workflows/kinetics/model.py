@@ -33,11 +33,11 @@ PARAMETERS: dict[str, tuple[str, str]] = {
 SE_SUFFIX = "-se"      # BEP023: a parameter's standard error column, e.g. BPND-se (percent)
 
 
-def se_columns(parameters: Sequence[str]) -> dict[str, dict]:
-    """Sidecar entries of the standard-error columns of ``parameters``."""
-    return {f"{p}{SE_SUFFIX}": {"Units": "%", "Description": f"standard error of {p} in "
-                                "percent of its estimate (asymptotic, from the fit's "
-                                "covariance)"} for p in parameters}
+def se_columns(columns: Sequence[str]) -> dict[str, dict]:
+    """Sidecar entries of the standard-error columns among a table's ``columns``."""
+    return {c: {"Units": "%", "Description": f"standard error of {c.removesuffix(SE_SUFFIX)} "
+                "in percent of its estimate (asymptotic, from the fit's covariance)"}
+            for c in columns if c.endswith(SE_SUFFIX)}
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,8 @@ class Fit:
         ``warnings``; NaN for what this model does not estimate."""
         if name in self.values:
             return self.values[name]
-        if name.endswith(SE_SUFFIX) and name[:-3] in PARAMETERS:
-            return self.percent_standard_error(name[:-3])
+        if name.endswith(SE_SUFFIX) and name.removesuffix(SE_SUFFIX) in PARAMETERS:
+            return self.percent_standard_error(name.removesuffix(SE_SUFFIX))
         special = {"wRSS": self.wrss, "n_frames": self.n_frames_fitted,
                    "on_bound": self.on_bound,
                    "warnings": np.array(["; ".join(w) for w in self.warnings or
