@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,7 @@ class GroupConfig:
     seed: int = 0
     mni_voxel_mm: float = 2.0
     exclude_flagged: bool = False            # leave out scans whose QC flagged a metric
+    session: str | None = None               # the ses- label compared (None: the only one)
 
     def __post_init__(self) -> None:
         if not 0 < self.cluster_threshold < 1:
@@ -140,6 +142,9 @@ class GroupConfig:
         if not 1 <= self.n_permutations <= 1_000_000:
             raise PetbindError(f"--n-permutations {self.n_permutations}: give 1 to 1000000 "
                                "(5000 for publication)", EX_USAGE)
+        if self.session is not None and not re.fullmatch(r"[A-Za-z0-9]+", self.session):
+            raise PetbindError(f"--session-label {self.session!r}: a ses- label has letters and "
+                               "digits only", EX_USAGE)
         if self.model not in voxelwise_models():
             raise PetbindError(f"--model {self.model}: the group level analyses the maps of "
                                f"one voxelwise model: {', '.join(voxelwise_models())}", EX_USAGE)

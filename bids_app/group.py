@@ -145,22 +145,51 @@ def choose_group_column(table: pd.DataFrame, meta: dict, requested: str | None,
     return candidates[0]
 
 
-def find_maps(output_dir: Path, tracer: str, model_label: str, desc: str | None
-              ) -> dict[str, Path]:
-    """Each participant's BPND map in MNI space (the first session's)."""
+def session_of(path: Path) -> str | None:
+    """The ses- label of a participant derivative (None: no session)."""
+    return names.parse(path.name)[0].get("ses")
+
+
+def find_maps(output_dir: Path, tracer: str, model_label: str, desc: str | None,
+              session: str | None) -> dict[str, Path]:
+    """Each participant's BPND map in MNI space of this session (the first run's)."""
     out = {}
     for path in names.find(output_dir, "mimap", ".nii.gz", trc=tracer,
                            space=names.TEMPLATE_SPACE, desc=desc, model=model_label,
                            meas="BPND", pvc=None):
-        subject = path.name.split("_")[0]
-        out.setdefault(subject, path)  # first session only
+        if session_of(path) == session:
+            out.setdefault(path.name.split("_")[0], path)
     return out
 
 
+def unsmoothed_maps(output_dir: Path, model_label: str, tracer: str = "*") -> list[Path]:
+    return names.find(output_dir, "mimap", ".nii.gz", trc=tracer, space=names.TEMPLATE_SPACE,
+                      desc=None, model=model_label, meas="BPND", pvc=None)
+
+
 def tracers_in(output_dir: Path, model_label: str) -> list[str]:
-    return sorted({names.parse(p.name)[0]["trc"] for p in names.find(
-        output_dir, "mimap", ".nii.gz", trc="*", space=names.TEMPLATE_SPACE, desc=None,
-        model=model_label, meas="BPND", pvc=None)})
+    return sorted({names.parse(p.name)[0]["trc"] for p in unsmoothed_maps(output_dir,
+                                                                           model_label)})
+
+
+def choose_session(output_dir: Path, model_label: str, tracer: str, requested: str | None
+                   ) -> str | None:
+    """The session whose maps a tracer's analysis compares across participants: the one
+    requested (--session-label), else the only one there is. Several sessions and none
+    requested is an error listing them: a silent pick would analyse an arbitrary session."""
+    sessions = sorted({session_of(p) for p in unsmoothed_maps(output_dir, model_label, tracer)},
+                      key=lambda s: s or "")
+    shown = ", ".join(s or "(none)" for s in sessions)
+    if requested is not None:
+        if requested not in sessions:
+            raise PetbindError(f"--session-label {requested}: trc-{tracer} has no {model_label} "
+                               f"BPND maps of ses-{requested} in {output_dir}; sessions: "
+                               f"{shown}", EX_USAGE)
+        return requested
+    if len(sessions) > 1:
+        raise PetbindError(f"{output_dir}: trc-{tracer} has BPND maps of several sessions "
+                           f"({shown}); choose one with --session-label", EX_USAGE)
+    return sessions[0] if sessions else None
 
 
 def study_from(config: Config) -> Study:
@@ -223,9 +252,10 @@ def analyse(config: Config, out_dir: Path) -> int:
         raise PetbindError(f"{out_dir}: no participant-level BPND maps in "
                            f"{names.TEMPLATE_SPACE}; run the participant level first",
                            EX_NOINPUT)
+    sessions = {t: choose_session(out_dir, label, t, config.group.session) for t in tracers}
     with staged_group_folder(out_dir, tracers) as group_dir:
         for tracer in tracers:
-            run_tracer(config, study, tracer, group_dir)
+            run_tracer(config, study, tracer, sessions[tracer], group_dir)
         write_citation(group_dir / "logs", "Methods: petbind group level",
                        group_methods(config.group, study))
     say(config, f"results in {out_dir / 'group'}")
@@ -384,13 +414,13 @@ def load_maps(study: Study, smoothed: dict, unsmoothed: dict
     return maps, unusable
 
 
-def read_qc(out_dir: Path, tracer: str) -> pd.DataFrame:
-    """Every participant's QC metrics (first session), one row each: participant_id, the
-    metrics, and ``flagged`` (the metrics out of range, comma-separated)."""
+def read_qc(out_dir: Path, tracer: str, session: str | None) -> pd.DataFrame:
+    """Every participant's QC metrics in this session (first run), one row each:
+    participant_id, the metrics, and ``flagged`` (the metrics out of range, comma-separated)."""
     rows = {}
     for path in names.find(out_dir, "qc", ".tsv", trc=tracer):
         subject = path.name.split("_")[0]
-        if subject in rows:
+        if subject in rows or session_of(path) != session:
             continue
         try:
             table = pd.read_csv(path, sep="\t")
@@ -403,13 +433,16 @@ def read_qc(out_dir: Path, tracer: str) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values()))
 
 
-def run_tracer(config: Config, study: Study, tracer: str, group_dir: Path) -> None:
-    """One tracer: maps, voxelwise analyses, ROI tables, settings and report."""
+def run_tracer(config: Config, study: Study, tracer: str, session: str | None,
+               group_dir: Path) -> None:
+    """One tracer in one session: maps, voxelwise analyses, ROI tables, settings and
+    report."""
     settings, out_dir = config.group, config.run.output_dir
-    smoothed = find_maps(out_dir, tracer, settings.model_label, settings.smoothing_desc)
-    unsmoothed = find_maps(out_dir, tracer, settings.model_label, None)
+    smoothed = find_maps(out_dir, tracer, settings.model_label, settings.smoothing_desc,
+                         session)
+    unsmoothed = find_maps(out_dir, tracer, settings.model_label, None, session)
     maps, unusable = load_maps(study, smoothed, unsmoothed)
-    qc = read_qc(out_dir, tracer)
+    qc = read_qc(out_dir, tracer, session)
     if len(qc):
         write_tsv(group_dir / names.group_name(tracer, "qc", ".tsv"), qc)
         if settings.exclude_flagged:
@@ -435,7 +468,8 @@ def run_tracer(config: Config, study: Study, tracer: str, group_dir: Path) -> No
     write_json(group_dir / names.group_name(tracer, "", ".json", desc="settings"), {
         "GroupColumn": study.group, "Levels": study.levels, "ReferenceGroup": study.reference,
         "LevelLabels": study.level_labels,
-        "Covariates": study.covariates, **settings.record(), "PermutationsUsed": used,
+        "Covariates": study.covariates, "Session": session, **settings.record(),
+        "PermutationsUsed": used,
         "SkippedContrasts": skipped,
         "Inference": "cluster-level FDR (Benjamini-Hochberg over nonparametric uncorrected "
         "cluster p-values from Freedman-Lane permutations), as SPM's topological FDR but with "

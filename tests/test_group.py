@@ -334,3 +334,36 @@ def test_fast_permutations_equal_explicit_freedman_lane_refits(kind):
         permuted = y if perm is None else fitted + resid[perm]
         explicit = statistic(x, permuted, contrast)[0]
         np.testing.assert_allclose(row, explicit, rtol=1e-9, atol=1e-12)
+
+def test_several_sessions_need_session_label_and_it_picks_that_sessions_maps(tmp_path, capsys):
+    # Two sessions, the second with half the receptors blocked (occupancy 0.5). Without
+    # --session-label the group level cannot know which to compare: a usage error listing both
+    # (exit 64), never a silent pick. With it, the ROI values are that session's: blocked
+    # BPND = (1 - 0.5) x baseline BPND for the same participants.
+    import json
+    ds = tmp_path / "ds"
+    assert run_cli("petbind-simulate", simulate_main, [
+        str(ds), "--n-subjects", "6", "--derivatives-only", "--seed", "4", "--sessions",
+        "baseline,blocked", "--occupancy", "0.5", "-q"]) == 0
+    out = ds / "derivatives" / "petbind"
+    common = ["--covariates", "--n-permutations", "10", "-q"]
+    capsys.readouterr()
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", *common]) == 64
+    message = capsys.readouterr().err
+    assert "baseline, blocked" in message and "--session-label" in message
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", *common,
+                                             "--session-label", "ses-nope"]) == 64
+    assert "sessions: baseline, blocked" in capsys.readouterr().err
+    assert not (out / "group").exists()
+    tables = {}
+    for session in ("baseline", "blocked"):
+        assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", *common,
+                                                 "--session-label", session]) == 0
+        group_dir = out / "group"
+        settings = json.loads((group_dir / "trc-carfentanil_desc-settings.json").read_text())
+        assert settings["Session"] == session
+        tables[session] = pd.read_csv(group_dir / "trc-carfentanil_desc-roi_bpnd.tsv",
+                                      sep="\t").set_index("participant_id")
+    assert len(tables["blocked"]) == 6
+    ratio = tables["blocked"]["thalamus"] / tables["baseline"]["thalamus"]
+    np.testing.assert_allclose(ratio, 0.5, atol=0.05)

@@ -111,6 +111,9 @@ def config_from_args(args) -> Config:
     if args.analysis_level == "group" and len(args.model) != 1:
         raise PetbindError("--model: the group level analyses the maps of one model",
                            EX_USAGE)
+    if args.analysis_level == "group" and len(args.session_label) > 1:
+        raise PetbindError("--session-label: the group analysis compares participants within "
+                           "one session; give one", EX_USAGE)
     participant = ParticipantConfig(
         models=args.model, seed=args.seed, skull_strip_t1w=args.skull_strip_t1w,
         smoothing_fwhm_mm=args.smoothing_fwhm if args.smoothing_fwhm is not None else
@@ -124,7 +127,8 @@ def config_from_args(args) -> Config:
         cluster_threshold=args.cluster_threshold, fdr_q=args.fdr_q,
         n_permutations=args.n_permutations, voxel_fdr=args.voxel_fdr, tfce=args.tfce,
         roi_atlas=args.roi_atlas, model=args.model[0], seed=args.seed,
-        mni_voxel_mm=participant.mni_voxel_mm, exclude_flagged=args.exclude_flagged)
+        mni_voxel_mm=participant.mni_voxel_mm, exclude_flagged=args.exclude_flagged,
+        session=args.session_label[0].removeprefix("ses-") if args.session_label else None)
     return Config(run, participant, group)
 
 
