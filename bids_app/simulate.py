@@ -28,7 +28,8 @@ from workflows.simulation.pet import KineticSettings
 from workflows.simulation.phantom import (Anatomy, Atlas, anatomy_from_t1w, make_anatomy,
                                           mni_output_grid, simulate_scan, simulated_estimate,
                                           to_output_grid)
-from workflows.simulation.receptors import PATTERNS, bpnd_map, subject_regional_bpnd
+from workflows.simulation.receptors import (PATTERNS, bpnd_map, subject_regional_bpnd,
+                                           with_session_variation)
 
 BIDS_VERSION = "1.10.0"
 SM_FWHM_MM = 8.0
@@ -50,6 +51,10 @@ class SimulationConfig:
     psf_fwhm_mm: float = 2.5
     sessions: list[str] = field(default_factory=list)
     occupancy: float = 0.0
+    exposure_column: str | None = None     # sessions.tsv column of each session's exposure
+    ec50: float | None = None              # exposure giving half occupancy (Omax 1)
+    exposure_range: tuple[float, float] = (0.25, 4.0)   # participants' exposures / EC50
+    retest_cv: float = 0.0                 # within-subject CV of BPND between sessions
     seed: int = 0
     target_model: str = "srtm"
     k4_per_min: float = 0.5
@@ -80,6 +85,23 @@ def participants_table(cfg: SimulationConfig, rng: np.random.Generator) -> pd.Da
         "age": np.round(rng.uniform(20, 50, n), 1),
         "sex": rng.choice(["M", "F"], n),
     })
+
+
+def exposures(cfg: SimulationConfig, rng: np.random.Generator) -> np.ndarray:
+    """Each participant's exposure in the sessions after the first: log-spaced over
+    ``exposure_range`` x EC50, in random order (NaN without --ec50)."""
+    if cfg.ec50 is None:
+        return np.full(cfg.n_subjects, np.nan)
+    lo, hi = cfg.exposure_range
+    return rng.permutation(np.round(np.geomspace(lo, hi, cfg.n_subjects) * cfg.ec50, 4))
+
+
+def session_occupancy(cfg: SimulationConfig, ses_index: int, exposure: float) -> float:
+    """The fraction of receptors blocked in a session: none in the first, then
+    ``exposure / (exposure + EC50)`` with --ec50, else --occupancy."""
+    if ses_index == 0:
+        return 0.0
+    return exposure / (exposure + cfg.ec50) if cfg.ec50 is not None else cfg.occupancy
 
 
 def participants_json(cfg: SimulationConfig) -> dict:
@@ -126,6 +148,7 @@ def simulate(cfg: SimulationConfig, log=print) -> None:
     seeds = np.random.SeedSequence(cfg.seed)
     table_rng, *subject_seeds = [np.random.default_rng(s) for s in seeds.spawn(cfg.n_subjects + 1)]
     participants = participants_table(cfg, table_rng)
+    doses = dict(zip(participants["participant_id"], exposures(cfg, table_rng)))
     write_json(root / "dataset_description.json",
                dataset_description("petbind simulated PET dataset"))
     write_tsv(root / "participants.tsv", participants)
@@ -146,24 +169,38 @@ def simulate(cfg: SimulationConfig, log=print) -> None:
     # scratch: registrations of a given T1w (--t1w), used until the person's last scan is written
     with tempfile.TemporaryDirectory(prefix="petbind-simulate-") as scratch:
         for (_, person), rng in zip(participants.iterrows(), subject_seeds):
-            rows += simulate_person(cfg, root, truth_root, atlas, person, rng, Path(scratch),
-                                    log)
+            rows += simulate_person(cfg, root, truth_root, atlas, person,
+                                    doses[person["participant_id"]], rng, Path(scratch), log)
     write_tsv(truth_root / "regional_bpnd.tsv", pd.DataFrame(rows))
+    if cfg.sessions:
+        write_tsv(truth_root / "occupancy.tsv", pd.DataFrame(
+            [{"participant_id": sub, "session": ses,
+              "exposure": 0.0 if i == 0 or cfg.ec50 is None else dose,
+              "occupancy": session_occupancy(cfg, i, dose)}
+             for sub, dose in doses.items() for i, ses in enumerate(cfg.sessions)]))
 
 
 def simulate_person(cfg: SimulationConfig, root: Path, truth_root: Path, atlas: Atlas,
-                    person: pd.Series, rng: np.random.Generator, scratch: Path, log=print
-                    ) -> list[dict]:
+                    person: pd.Series, exposure: float, rng: np.random.Generator,
+                    scratch: Path, log=print) -> list[dict]:
     """One participant's anatomy and scans (every session and tracer) and their truth; returns
-    the rows of the regional truth table."""
+    the rows of the regional truth table. ``exposure``: the dose in the sessions after the
+    first (NaN: none)."""
     out_grid = mni_output_grid()
     sub = person["participant_id"].removeprefix("sub-")
     in_effect_group = person[cfg.group_column] != next(iter(cfg.groups))
     anatomy = None if cfg.derivatives_only else make_subject_anatomy(cfg, atlas, rng,
                                                                       scratch)
+    if cfg.exposure_column and cfg.sessions:
+        write_tsv(root / f"sub-{sub}" / f"sub-{sub}_sessions.tsv", pd.DataFrame({
+            "session_id": [f"ses-{s}" for s in cfg.sessions],
+            cfg.exposure_column: [0.0] + [exposure] * (len(cfg.sessions) - 1)}))
+        write_json(root / f"sub-{sub}" / f"sub-{sub}_sessions.json", {cfg.exposure_column: {
+            "Description": "exposure to the blocking drug in the session (dose or plasma "
+            f"concentration, in the units of EC50 = {cfg.ec50:g}); 0 at baseline"}})
     rows = []
     for ses_index, ses in enumerate(cfg.sessions or [None]):
-        occupancy = cfg.occupancy if ses_index > 0 else 0.0
+        occupancy = session_occupancy(cfg, ses_index, exposure)
         if anatomy is not None:
             write_anatomy(cfg, root, truth_root, sub, ses, anatomy)
         for tracer in cfg.tracers:
@@ -177,6 +214,9 @@ def simulate_person(cfg: SimulationConfig, root: Path, truth_root: Path, atlas: 
                 pattern, receptor_rng, cfg.effects, in_effect_group, person["age"],
                 cfg.age_effect_per_decade, person["sex"] == "F", cfg.sex_effect,
                 occupancy=occupancy)
+            if cfg.retest_cv:
+                receptors = with_session_variation(receptors, cfg.retest_cv, np.random.default_rng(
+                    [cfg.seed, int(sub), cfg.tracers.index(tracer), ses_index, 1]))
             bp_atlas = bpnd_map(atlas.labels, receptors, atlas.voxel_mm, receptor_rng)
             bp_mni = to_output_grid(bp_atlas, atlas, out_grid)
             scan = names.ScanEntities(sub, ses, tracer)

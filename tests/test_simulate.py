@@ -42,7 +42,8 @@ def two_tracer_sessions(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim") / "ds"
     return simulate(out, "--groups", "secure=1,avoidant=1", "--group-column", "attachment",
                     "--tracer", "carfentanil", "--tracer", "madam", "--sessions",
-                    "baseline,blocked", "--occupancy", "0.9", "--target-model", "2tc",
+                    "baseline,blocked", "--exposure-column", "dose_mg", "--ec50", "2",
+                    "--exposure-range", "1", "9", "--target-model", "2tc",
                     "--seed", "3", *SMALL)
 
 
@@ -81,13 +82,29 @@ def test_participants_groups_and_sidecars_are_what_was_asked(two_tracer_sessions
     assert FrameTiming.from_protocol(SEED_PROTOCOLS["madam"]).end_min[-1] == 75
 
 
-def test_blocked_session_has_the_asked_occupancy(two_tracer_sessions):
-    truth = pd.read_csv(two_tracer_sessions / "derivatives" / "truth" / "regional_bpnd.tsv",
-                        sep="\t")
+def test_blocked_session_has_the_occupancy_its_dose_gives(two_tracer_sessions):
+    # Exposures 1 x and 9 x EC50 (2 mg), written to each participant's sessions.tsv (0 at
+    # baseline): occupancy = dose / (dose + EC50) = 0.5 and 0.9, so every region's blocked
+    # BPND is (1 - occupancy) x its baseline BPND, in both tracers.
+    ds = two_tracer_sessions
+    truth = pd.read_csv(ds / "derivatives" / "truth" / "regional_bpnd.tsv", sep="\t")
     wide = truth.pivot_table(index=["participant_id", "tracer", "region"], columns="session",
                              values="BPND")
     wide = wide[wide["baseline"] > 0]
-    np.testing.assert_allclose(wide["blocked"], 0.1 * wide["baseline"], rtol=1e-6)
+    doses = {}
+    for sub in ("sub-01", "sub-02"):
+        table = pd.read_csv(ds / sub / f"{sub}_sessions.tsv", sep="\t").set_index("session_id")
+        assert table.loc["ses-baseline", "dose_mg"] == 0
+        doses[sub] = table.loc["ses-blocked", "dose_mg"]
+    assert sorted(doses.values()) == [2.0, 18.0]
+    occupancy = np.array([doses[sub] / (doses[sub] + 2.0)
+                          for sub in wide.index.get_level_values("participant_id")])
+    np.testing.assert_allclose(wide["blocked"], (1 - occupancy) * wide["baseline"], rtol=1e-5,
+                               atol=1e-5)   # the TSV holds 6 significant digits
+    recorded = pd.read_csv(ds / "derivatives" / "truth" / "occupancy.tsv", sep="\t")
+    blocked = recorded[recorded["session"] == "blocked"].set_index("participant_id")
+    np.testing.assert_allclose(blocked["occupancy"], [doses[s] / (doses[s] + 2) for s in
+                                                      blocked.index])
 
 
 def test_truth_files_exist_and_reference_region_is_zero(default_small):
@@ -314,3 +331,20 @@ def test_heads_have_a_face_and_neck_and_deface_removes_the_face_only(tmp_path):
     assert np.array_equal(a[brain], b[brain])                         # the brain as it was
     labels = nib.load(truth / "sub-01_seg-neuromorphometrics_dseg.nii.gz").get_fdata() > 0
     assert labels.shape == brain.shape and (labels & ~brain).sum() == 0
+
+
+def test_retest_sessions_vary_by_the_asked_within_subject_cv(tmp_path):
+    # --retest-cv 0.1: each session multiplies every region's BPND by 1 + 0.1 e (e standard
+    # normal, independent per session), so the relative test-retest difference has SD
+    # 0.1 x sqrt(2) = 0.141 (140 regions of 10 participants: sampling SE about 6 %, 20 %
+    # allowed), and no systematic change between sessions.
+    ds = simulate(tmp_path / "ds", "--n-subjects", "10", "--derivatives-only", "--sessions",
+                  "test,retest", "--retest-cv", "0.1", "--seed", "8", "-q")
+    truth = pd.read_csv(ds / "derivatives" / "truth" / "regional_bpnd.tsv", sep="\t")
+    wide = truth.pivot_table(index=["participant_id", "region"], columns="session",
+                             values="BPND")
+    wide = wide[wide["test"] > 0]
+    difference = (wide["retest"] - wide["test"]) / wide["test"]
+    assert len(difference) >= 100
+    assert difference.std() == pytest.approx(0.1 * np.sqrt(2), rel=0.2)
+    assert abs(difference.mean()) < 0.04

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,18 @@ def build_parser() -> Parser:
                    "occupancy --occupancy")
     p.add_argument("--occupancy", type=float, default=0.0,
                    help="fraction of receptors blocked in the sessions after the first")
+    p.add_argument("--exposure-column", metavar="COLUMN",
+                   help="with --ec50: sub-*_sessions.tsv gets this column (e.g. dose_mg), 0 in "
+                   "the first session and the participant's exposure in the later ones")
+    p.add_argument("--ec50", type=float, metavar="VALUE",
+                   help="occupancy in the later sessions follows exposure / (exposure + EC50), "
+                   "exposures log-spaced across participants over --exposure-range x EC50")
+    p.add_argument("--exposure-range", type=float, nargs=2, default=(0.25, 4.0),
+                   metavar=("LOW", "HIGH"), help="participants' exposures as multiples of EC50 "
+                   "(default 0.25 4)")
+    p.add_argument("--retest-cv", type=float, default=0.0, metavar="CV",
+                   help="every session's regional BPND varies by this within-subject CV "
+                   "(e.g. 0.05 with --sessions test,retest)")
     p.add_argument("--target-model", choices=["srtm", "2tc"], default="srtm",
                    help="one-tissue targets (SRTM holds) or two-tissue targets (default srtm)")
     p.add_argument("--k4", type=float, default=0.5, help="k4 in 1/min for --target-model 2tc")
@@ -92,6 +105,26 @@ def parse_groups(text: str, n_subjects: int | None) -> dict[str, int]:
     return groups
 
 
+def check_exposure_options(args, sessions: list[str]) -> None:
+    if (args.ec50 is None) != (args.exposure_column is None):
+        raise PetbindError("--ec50 and --exposure-column go together", EX_USAGE)
+    if args.ec50 is not None:
+        if len(sessions) < 2:
+            raise PetbindError("--ec50: give --sessions with a baseline and later sessions",
+                               EX_USAGE)
+        if not args.ec50 > 0 or args.occupancy:
+            raise PetbindError("--ec50: a positive exposure, and no --occupancy (the exposure "
+                               "sets it)", EX_USAGE)
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", args.exposure_column):
+            raise PetbindError(f"--exposure-column {args.exposure_column!r}: letters, digits "
+                               "and underscores", EX_USAGE)
+        lo, hi = args.exposure_range
+        if not 0 < lo <= hi:
+            raise PetbindError("--exposure-range: 0 < LOW <= HIGH", EX_USAGE)
+    if not 0 <= args.retest_cv < 0.5:
+        raise PetbindError("--retest-cv: a CV from 0 to 0.5 (e.g. 0.05)", EX_USAGE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -103,12 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise PetbindError("--sessions: labels must be letters and digits", EX_USAGE)
     if not 0 <= args.occupancy < 1:
         raise PetbindError("--occupancy must be in [0, 1)", EX_USAGE)
+    check_exposure_options(args, sessions)
     cfg = SimulationConfig(
         out_dir=args.out_dir, groups=parse_groups(args.groups, args.n_subjects),
         group_column=args.group_column, tracers=args.tracer or ["carfentanil"], effects=effects,
         motion_mm=args.motion_mm, noise=args.noise, voxel_mm=args.voxel_size,
         t1_voxel_mm=args.t1_voxel_size, psf_fwhm_mm=args.psf_fwhm, sessions=sessions,
-        occupancy=args.occupancy, seed=args.seed, target_model=args.target_model,
+        occupancy=args.occupancy, exposure_column=args.exposure_column, ec50=args.ec50,
+        exposure_range=tuple(args.exposure_range), retest_cv=args.retest_cv, seed=args.seed, target_model=args.target_model,
         k4_per_min=args.k4, age_effect_per_decade=args.age_effect, sex_effect=args.sex_effect,
         derivatives_only=args.derivatives_only, t1w=args.t1w,
         skull_stripped=args.skull_stripped, defaced=args.deface)

@@ -112,6 +112,17 @@ def subject_regional_bpnd(pattern: ReceptorPattern, rng: np.random.Generator,
     return SubjectReceptors(regional, defaults)
 
 
+def with_session_variation(receptors: SubjectReceptors, cv: float, rng: np.random.Generator
+                           ) -> SubjectReceptors:
+    """One session's measurement of a subject's receptors: every region's BPND times an
+    independent normal factor of mean 1 and SD ``cv`` (the within-subject CV between sessions
+    of a test-retest study); the reference region stays 0."""
+    regional = {region: value * (1.0 + cv * rng.standard_normal()) if value else value
+                for region, value in receptors.regional.items()}
+    defaults = {k: v * (1.0 + cv * rng.standard_normal()) for k, v in receptors.defaults.items()}
+    return SubjectReceptors(regional, defaults)
+
+
 def bpnd_map(labels: NDArray[np.integer], receptors: SubjectReceptors, voxel_mm: float,
              rng: np.random.Generator, within_cv: float = 0.05,
              smooth_fwhm_mm: float = 12.0) -> NDArray[np.float64]:
