@@ -183,6 +183,16 @@ REFERENCES: dict[str, tuple[str, str, str]] = {
               "title={Comparing individual means in the analysis of variance}, author={Tukey, "
               "John W}, journal={Biometrics}, volume={5}, number={2}, pages={99--114}, "
               "year={1949}"),
+    "cunningham2010": ("Cunningham et al., 2010",
+                       "Cunningham VJ, Rabiner EA, Slifstein M, Laruelle M, Gunn RN. Measuring "
+                       "drug occupancy in the absence of a reference region: the Lassen plot "
+                       "re-visited. J Cereb Blood Flow Metab 2010;30(1):46-50. "
+                       "doi:10.1038/jcbfm.2009.190",
+                       "title={Measuring drug occupancy in the absence of a reference region: "
+                       "the Lassen plot re-visited}, author={Cunningham, Vincent J and Rabiner, "
+                       "Eugenii A and Slifstein, Mark and Laruelle, Marc and Gunn, Roger N}, "
+                       "journal={Journal of Cerebral Blood Flow and Metabolism}, volume={30}, "
+                       "number={1}, pages={46--50}, year={2010}"),
     "turtonen2021": ("Turtonen et al., 2021",
                      "Turtonen O, Saarinen A, Nummenmaa L, et al. Adult attachment system links "
                      "with brain mu opioid receptor availability in vivo. Biol Psychiatry Cogn "

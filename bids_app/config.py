@@ -114,6 +114,9 @@ class ParticipantConfig:
                                  thresholds_with(self.qc_thresholds).items()}}
 
 
+ANALYSES = ("groups", "occupancy")
+
+
 @dataclass
 class GroupConfig:
     group_column: str | None = None
@@ -131,6 +134,12 @@ class GroupConfig:
     mni_voxel_mm: float = 2.0
     exclude_flagged: bool = False            # leave out scans whose QC flagged a metric
     session: str | None = None               # the ses- label compared (None: the only one)
+    analysis: str = "groups"                 # groups | occupancy
+    baseline_session: str | None = None      # occupancy: the sessions compared
+    blocked_session: str | None = None
+    exposure_column: str | None = None       # occupancy: sessions.tsv column of the dose
+    fit_omax: bool = False
+    min_baseline_bpnd: float = 0.3           # occupancy: regions and voxels below are left out
 
     def __post_init__(self) -> None:
         if not 0 < self.cluster_threshold < 1:
@@ -145,9 +154,40 @@ class GroupConfig:
         if self.session is not None and not re.fullmatch(r"[A-Za-z0-9]+", self.session):
             raise PetbindError(f"--session-label {self.session!r}: a ses- label has letters and "
                                "digits only", EX_USAGE)
+        self._check_analysis()
         if self.model not in voxelwise_models():
             raise PetbindError(f"--model {self.model}: the group level analyses the maps of "
                                f"one voxelwise model: {', '.join(voxelwise_models())}", EX_USAGE)
+
+    def _check_analysis(self) -> None:
+        occupancy = {"--baseline-session": self.baseline_session,
+                     "--blocked-session": self.blocked_session,
+                     "--exposure-column": self.exposure_column}
+        if self.analysis not in ANALYSES:
+            raise PetbindError(f"--analysis {self.analysis}: one of {', '.join(ANALYSES)}",
+                               EX_USAGE)
+        if self.analysis != "occupancy":
+            given = [k for k, v in occupancy.items() if v is not None] + (
+                ["--fit-omax"] if self.fit_omax else [])
+            if given:
+                raise PetbindError(f"{given[0]} is an option of --analysis occupancy",
+                                   EX_USAGE)
+            return
+        if self.session is not None:
+            raise PetbindError("--analysis occupancy compares two sessions: give "
+                               "--baseline-session and --blocked-session, not --session-label",
+                               EX_USAGE)
+        for option, value in occupancy.items():
+            if option != "--exposure-column" and value is None:
+                raise PetbindError(f"--analysis occupancy needs {option}", EX_USAGE)
+            if value is not None and not re.fullmatch(r"[A-Za-z0-9_]+", value):
+                raise PetbindError(f"{option} {value!r}: letters, digits (and _ in a column "
+                                   "name) only", EX_USAGE)
+        if self.baseline_session == self.blocked_session:
+            raise PetbindError("--baseline-session and --blocked-session must differ", EX_USAGE)
+        if not (math.isfinite(self.min_baseline_bpnd) and self.min_baseline_bpnd > 0):
+            raise PetbindError(f"--min-baseline-bpnd {self.min_baseline_bpnd:g}: a positive "
+                               "BPND", EX_USAGE)
 
     @property
     def model_label(self) -> str:
@@ -163,7 +203,12 @@ class GroupConfig:
                 "VoxelFDR": self.voxel_fdr, "TFCE": self.tfce, "ROIAtlas": self.roi_atlas,
                 "ClusterFormingThresholdP": self.cluster_threshold, "FDRq": self.fdr_q,
                 "NumberOfPermutations": self.n_permutations, "Seed": self.seed,
-                "ExcludeQCFlagged": self.exclude_flagged}
+                "ExcludeQCFlagged": self.exclude_flagged, "Analysis": self.analysis,
+                **({"BaselineSession": self.baseline_session,
+                    "BlockedSession": self.blocked_session,
+                    "ExposureColumn": self.exposure_column, "FitOmax": self.fit_omax,
+                    "MinBaselineBPND": self.min_baseline_bpnd}
+                   if self.analysis == "occupancy" else {})}
 
 
 @dataclass

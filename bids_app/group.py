@@ -241,7 +241,7 @@ def run_group(config: Config) -> int:
 
 
 def analyse(config: Config, out_dir: Path) -> int:
-    study = study_from(config)
+    study = study_from(config) if config.group.analysis == "groups" else None
     label = config.group.model_label
     bad = [t for t in config.run.tracers if not re.fullmatch(r"[A-Za-z0-9]+", t)]
     if bad:
@@ -252,6 +252,11 @@ def analyse(config: Config, out_dir: Path) -> int:
         raise PetbindError(f"{out_dir}: no participant-level BPND maps in "
                            f"{names.TEMPLATE_SPACE}; run the participant level first",
                            EX_NOINPUT)
+    if config.group.analysis == "occupancy":
+        from bids_app.occupancy import run_occupancy
+        run_occupancy(config, out_dir, tracers)
+        say(config, f"results in {out_dir / 'group' / 'occupancy'}")
+        return 0
     sessions = {t: choose_session(out_dir, label, t, config.group.session) for t in tracers}
     with staged_group_folder(out_dir, tracers) as group_dir:
         for tracer in tracers:
@@ -262,12 +267,34 @@ def analyse(config: Config, out_dir: Path) -> int:
     return 0
 
 
+# each analysis but "groups" writes to its own folder in group/ (with its own logs/)
+ANALYSIS_FOLDERS = {"groups": "", "occupancy": "occupancy"}
+
+
+def replaced_by_run(rel: Path, tracers: list[str], analysis: str) -> bool:
+    """True for a file of group/ (``rel``: its path inside) that a run of ``analysis`` on
+    ``tracers`` writes anew: in the analysis's folder, of one of the tracers or a log."""
+    folder = ANALYSIS_FOLDERS[analysis]
+    parts = rel.parts[1:] if folder else rel.parts
+    if folder and rel.parts[0] != folder or not folder and (
+            rel.parts[0] in ANALYSIS_FOLDERS.values()):
+        return False
+    if parts[0] == "logs":
+        return True
+    try:
+        return names.parse(parts[-1])[0].get("trc") in tracers
+    except ValueError:
+        return False
+
+
 @contextmanager
-def staged_group_folder(out_dir: Path, tracers: list[str]) -> Iterator[Path]:
+def staged_group_folder(out_dir: Path, tracers: list[str], analysis: str = "groups"
+                        ) -> Iterator[Path]:
     """A new folder for this run's group results, inside ``out_dir``. It starts with the earlier
-    results of the tracers this run does not analyse; when the block ends without error it
-    replaces ``out_dir/group`` (two renames), else it is removed and the earlier results stay
-    as they were. Staging folders of runs that died are removed first."""
+    results of the tracers and analyses this run does not do (:func:`replaced_by_run`); when
+    the block ends without error it replaces ``out_dir/group`` (two renames), else it is
+    removed and the earlier results stay as they were. Staging folders of runs that died are
+    removed first."""
     final = out_dir / "group"
     for stale in out_dir.glob(".group-*-*"):
         pid = stale.name.rsplit("-", 1)[-1]
@@ -279,8 +306,7 @@ def staged_group_folder(out_dir: Path, tracers: list[str]) -> Iterator[Path]:
     if final.is_dir():
         for path in final.rglob("*"):
             rel = path.relative_to(final)
-            if path.is_file() and rel.parts[0] != "logs" and not any(
-                    path.name.startswith(f"trc-{t}_") for t in tracers):
+            if path.is_file() and not replaced_by_run(rel, tracers, analysis):
                 (staging / rel).parent.mkdir(parents=True, exist_ok=True)
                 try:
                     os.link(path, staging / rel)     # files are replaced, never changed

@@ -134,3 +134,144 @@ def test_too_few_points_is_an_error_not_a_number():
         occupancy_plot([1.0, 2.0], [0.5, 1.0])
     with pytest.raises(ValueError, match="participants"):
         fit_exposure_occupancy([1.0, 2.0], [0.3, 0.5])
+
+
+# ---- the group level's --analysis occupancy on simulated participant derivatives ----
+
+import json  # noqa: E402
+
+import nibabel as nib  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bids_app.cli.common import run_cli  # noqa: E402
+from bids_app.cli.run import main as petbind_main  # noqa: E402
+from bids_app.cli.simulate import main as simulate_main  # noqa: E402
+from workflows.imaging.atlas import mni_grid, template_mask_on_grid  # noqa: E402
+
+OCCUPANCY = ["--analysis", "occupancy", "--baseline-session", "baseline", "--blocked-session",
+             "blocked"]
+
+
+def simulate_sessions(ds, *args):
+    assert run_cli("petbind-simulate", simulate_main, [
+        str(ds), "--derivatives-only", "--sessions", "baseline,blocked", "-q", *args]) == 0
+    return ds, ds / "derivatives" / "petbind"
+
+
+@pytest.fixture(scope="module")
+def dosed(tmp_path_factory):
+    """12 participants with doses from EC50/4 to 4 x EC50 (EC50 3 mg), analysed."""
+    ds, out = simulate_sessions(tmp_path_factory.mktemp("occ") / "ds", "--n-subjects", "12",
+                                "--exposure-column", "dose_mg", "--ec50", "3", "--seed", "5")
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", *OCCUPANCY,
+                                             "--exposure-column", "dose_mg", "-q"]) == 0
+    truth = pd.read_csv(ds / "derivatives" / "truth" / "occupancy.tsv", sep="\t")
+    return out / "group" / "occupancy", truth[truth["session"] == "blocked"].set_index(
+        "participant_id")
+
+
+def table(folder, desc):
+    return pd.read_csv(folder / f"trc-carfentanil_desc-{desc}_occupancy.tsv", sep="\t")
+
+
+def test_each_participants_occupancy_and_the_ec50_match_the_truth(dosed):
+    # Occupancy from 0.2 to 0.8 (doses EC50/4 to 4 EC50). The simulated maps carry estimation
+    # noise (ROI means about 6 % of BPND; at occupancy 0.2 the slope's SE is about 0.02), so
+    # each participant's occupancy is within 0.05 of the truth with RMS under 0.02, and EC50
+    # from the 12 within 15 % of 3 mg, inside its interval.
+    folder, truth = dosed
+    fits = table(folder, "participant").set_index("participant_id")
+    error = fits["occupancy"] - truth.loc[fits.index, "occupancy"]
+    assert len(fits) == 12 and (fits["regional_source"] == "MNI maps").all()
+    assert error.abs().max() < 0.05 and np.sqrt((error ** 2).mean()) < 0.02, error
+    np.testing.assert_allclose(fits["exposure"], truth.loc[fits.index, "exposure"])
+    ec50 = table(folder, "exposure").iloc[0]
+    assert abs(ec50["ec50"] / 3 - 1) < 0.15 and ec50["ec50_ci_low"] < 3 < ec50["ec50_ci_high"]
+    assert ec50["omax"] == 1 and ec50["n"] == 12
+
+
+def test_regional_and_voxelwise_occupancy_match_the_mean_truth(dosed):
+    # Every region's mean occupancy over participants is the mean true occupancy (the drug
+    # blocks every region alike) within 0.03; so is the median of the mean occupancy map in
+    # the brain, where it is defined (baseline BPND >= 0.3).
+    folder, truth = dosed
+    expected = truth["occupancy"].mean()
+    means = table(folder, "regionmean")
+    assert len(means) >= 10 and (means["mean"] - expected).abs().max() < 0.03, means
+    grid = mni_grid(2.0)
+    mean_map = nib.load(folder / "trc-carfentanil_desc-mean_meas-occupancy_mimap.nii.gz")
+    values = np.asarray(mean_map.dataobj)[template_mask_on_grid(grid)]
+    assert np.isfinite(values).mean() > 0.5
+    assert abs(np.nanmedian(values) - expected) < 0.03
+    regions = table(folder, "region")
+    assert set(regions.columns) >= {"bpnd_baseline", "bpnd_blocked", "occupancy",
+                                    "occupancy_se", "in_plot"}
+
+
+def test_every_table_column_is_described_and_the_report_shows_the_analysis(dosed):
+    folder, _ = dosed
+    for desc in ("participant", "region", "regionmean", "exposure"):
+        path = folder / f"trc-carfentanil_desc-{desc}_occupancy.tsv"
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        assert set(sidecar) == set(table(folder, desc).columns), desc
+    settings = json.loads((folder / "trc-carfentanil_desc-settings.json").read_text())
+    assert settings["Analysis"] == "occupancy" and settings["BlockedSession"] == "blocked"
+    report = (folder / "trc-carfentanil_report.html").read_text()
+    assert "EC50" in report and "Occupancy plot per participant" in report
+    assert (folder / "logs" / "CITATION.md").read_text().count("Lassen") >= 1
+
+
+def test_high_occupancy_is_recovered_within_002(tmp_path):
+    # Occupancy 0.9 in every participant: the blocked BPND is a tenth of baseline; each
+    # participant's estimate within 0.02.
+    ds, out = simulate_sessions(tmp_path / "ds", "--n-subjects", "6", "--occupancy", "0.9",
+                                "--seed", "6")
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", *OCCUPANCY,
+                                             "-q"]) == 0
+    fits = table(out / "group" / "occupancy", "participant")
+    assert len(fits) == 6 and (fits["occupancy"] - 0.9).abs().max() < 0.02
+
+
+def test_occupancy_bad_input_one_line_each(tmp_path, capsys):
+    # A participant with one session is left out with the reason; a non-numeric dose (65), a
+    # session that does not exist (64) and occupancy options without --analysis occupancy (64)
+    # stop with one line naming the file or option.
+    import shutil
+    ds, out = simulate_sessions(tmp_path / "ds", "--n-subjects", "5", "--exposure-column",
+                                "dose_mg", "--ec50", "2", "--seed", "7")
+    shutil.rmtree(out / "sub-05" / "ses-blocked")
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", *OCCUPANCY,
+                                             "-q"]) == 0
+    left = pd.read_csv(out / "group" / "occupancy" /
+                       "trc-carfentanil_desc-leftout_participants.tsv", sep="\t")
+    assert list(left["participant_id"]) == ["sub-05"] and "one session" in left["reason"][0]
+    sessions = ds / "sub-02" / "sub-02_sessions.tsv"
+    sessions.write_text("session_id\tdose_mg\nses-baseline\t0\nses-blocked\tten\n")
+    capsys.readouterr()
+    code = run_cli("petbind", petbind_main, [str(ds), str(out), "group", *OCCUPANCY,
+                                             "--exposure-column", "dose_mg"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 65 and "sub-02_sessions.tsv" in err[-1] and "'ten'" in err[-1]
+    assert run_cli("petbind", petbind_main, [
+        str(ds), str(out), "group", "--analysis", "occupancy", "--baseline-session", "baseline",
+        "--blocked-session", "placebo"]) == 64
+    assert "sessions: baseline, blocked" in capsys.readouterr().err
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--blocked-session",
+                                             "blocked"]) == 64
+    assert "--analysis occupancy" in capsys.readouterr().err
+
+
+def test_occupancy_and_group_comparison_results_live_side_by_side(tmp_path):
+    # Each analysis replaces only its own results: a group comparison of the baseline session
+    # and an occupancy analysis, run in either order, leave both in group/.
+    ds, out = simulate_sessions(tmp_path / "ds", "--n-subjects", "4", "--occupancy", "0.5",
+                                "--seed", "8")
+    groups = [str(ds), str(out), "group", "--session-label", "baseline", "--covariates",
+              "--n-permutations", "10", "-q"]
+    occupancy = [str(ds), str(out), "group", *OCCUPANCY, "-q"]
+    stats = out / "group" / "trc-carfentanil_desc-roi_stats.tsv"
+    fits = out / "group" / "occupancy" / "trc-carfentanil_desc-participant_occupancy.tsv"
+    for first, second in ((groups, occupancy), (occupancy, groups)):
+        assert run_cli("petbind", petbind_main, first) == 0
+        assert run_cli("petbind", petbind_main, second) == 0
+        assert stats.is_file() and fits.is_file()

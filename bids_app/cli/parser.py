@@ -85,6 +85,21 @@ def _add_processing(p: Parser) -> None:
 
 def _add_group_options(p: Parser) -> None:
     grp = p.add_argument_group("group level")
+    grp.add_argument("--analysis", choices=["groups", "occupancy"], default="groups",
+                     help="groups (default): compare the groups of a participants.tsv column "
+                     "within one session; occupancy: receptor occupancy between "
+                     "--baseline-session and --blocked-session (group/occupancy/)")
+    grp.add_argument("--baseline-session", metavar="LABEL", help="occupancy: the session "
+                     "without the drug")
+    grp.add_argument("--blocked-session", metavar="LABEL", help="occupancy: the session with it")
+    grp.add_argument("--exposure-column", metavar="COLUMN",
+                     help="occupancy: the dose or concentration column of sub-*_sessions.tsv "
+                     "(or participants.tsv); fits occupancy = Omax C / (C + EC50)")
+    grp.add_argument("--fit-omax", action="store_true",
+                     help="occupancy: fit Omax too (default: fixed at 1)")
+    grp.add_argument("--min-baseline-bpnd", type=float, default=0.3, metavar="BPND",
+                     help="occupancy: regions and voxels whose baseline BPND is lower are left "
+                     "out of the occupancy plot and maps (default 0.3)")
     grp.add_argument("--group-column", help="participants.tsv column of the groups (default: "
                      "the single column participants.json describes with Levels, sex aside)")
     grp.add_argument("--reference-group", help="level compared with all others pooled in the "

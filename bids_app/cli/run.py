@@ -104,6 +104,10 @@ def read_filter_file(path: Path) -> dict:
     return filters
 
 
+def _session(label: str | None) -> str | None:
+    return label.removeprefix("ses-") if label else label
+
+
 def config_from_args(args) -> Config:
     """The whole configuration of a run, validated before any work."""
     run = run_config_from_args(args)
@@ -128,7 +132,10 @@ def config_from_args(args) -> Config:
         n_permutations=args.n_permutations, voxel_fdr=args.voxel_fdr, tfce=args.tfce,
         roi_atlas=args.roi_atlas, model=args.model[0], seed=args.seed,
         mni_voxel_mm=participant.mni_voxel_mm, exclude_flagged=args.exclude_flagged,
-        session=args.session_label[0].removeprefix("ses-") if args.session_label else None)
+        session=args.session_label[0].removeprefix("ses-") if args.session_label else None,
+        analysis=args.analysis, baseline_session=_session(args.baseline_session),
+        blocked_session=_session(args.blocked_session), exposure_column=args.exposure_column,
+        fit_omax=args.fit_omax, min_baseline_bpnd=args.min_baseline_bpnd)
     return Config(run, participant, group)
 
 

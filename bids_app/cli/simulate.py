@@ -143,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         motion_mm=args.motion_mm, noise=args.noise, voxel_mm=args.voxel_size,
         t1_voxel_mm=args.t1_voxel_size, psf_fwhm_mm=args.psf_fwhm, sessions=sessions,
         occupancy=args.occupancy, exposure_column=args.exposure_column, ec50=args.ec50,
-        exposure_range=tuple(args.exposure_range), retest_cv=args.retest_cv, seed=args.seed, target_model=args.target_model,
+        exposure_range=tuple(args.exposure_range), retest_cv=args.retest_cv, seed=args.seed,
+        target_model=args.target_model,
         k4_per_min=args.k4, age_effect_per_decade=args.age_effect, sex_effect=args.sex_effect,
         derivatives_only=args.derivatives_only, t1w=args.t1w,
         skull_stripped=args.skull_stripped, defaced=args.deface)

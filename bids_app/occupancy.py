@@ -1,0 +1,306 @@
+"""The group level's occupancy analysis (``--analysis occupancy``): per participant, receptor
+occupancy between a baseline and a blocked session from their BPND (regional fits, or ROI means
+of the MNI maps), the occupancy plot across regions, voxelwise occupancy maps, and across
+participants the regional means and the exposure-occupancy curve
+(:mod:`workflows.group.occupancy`). Writes to ``group/occupancy/``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bids_app import names
+from bids_app.bids_io import write_json, write_nifti, write_tsv
+from bids_app.boilerplate import intro, write_citation
+from bids_app.config import Config
+from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
+from workflows.group.occupancy import (ExposureFit, fit_exposure_occupancy, occupancy_plot,
+                                       regional_occupancy)
+from workflows.group.roi import roi_means
+from workflows.imaging.atlas import REGION_GROUPS, Grid, atlas_on_grid, mni_grid, region_labels
+
+FOLDER = "occupancy"
+
+
+@dataclass
+class Sessions:
+    baseline: str
+    blocked: str
+
+
+def run_occupancy(config: Config, out_dir: Path, tracers: list[str]) -> None:
+    """Every tracer's occupancy analysis, staged as the group analysis is."""
+    from bids_app.group import say, session_of, staged_group_folder, unsmoothed_maps
+
+    settings = config.group
+    sessions = Sessions(settings.baseline_session, settings.blocked_session)
+    for tracer in tracers:
+        have = {session_of(p) for p in unsmoothed_maps(out_dir, settings.model_label, tracer)}
+        for option, ses in (("--baseline-session", sessions.baseline),
+                            ("--blocked-session", sessions.blocked)):
+            if ses not in have:
+                shown = ", ".join(sorted(s or "(none)" for s in have))
+                raise PetbindError(f"{option} {ses}: trc-{tracer} has no "
+                                   f"{settings.model_label} BPND maps of ses-{ses} in "
+                                   f"{out_dir}; sessions: {shown}", EX_USAGE)
+    grid = mni_grid(settings.mni_voxel_mm)
+    labels = atlas_on_grid(grid)
+    with staged_group_folder(out_dir, tracers, "occupancy") as group_dir:
+        for tracer in tracers:
+            summary = occupancy_tracer(config, tracer, sessions, grid, labels,
+                                       group_dir / FOLDER)
+            say(config, f"trc-{tracer}: occupancy {summary}")
+        write_citation(group_dir / FOLDER / "logs", "Methods: petbind group level, occupancy",
+                       occupancy_methods(config, sessions))
+
+
+def read_exposures(bids_dir: Path, subjects: list[str], column: str, session: str
+                   ) -> dict[str, float]:
+    """Each participant's exposure in ``session``: the ``column`` of its row in
+    ``sub-*_sessions.tsv``, else of participants.tsv (a value that does not change); a missing
+    or non-numeric value is an error naming the file."""
+    participants = bids_dir / "participants.tsv"
+    fallback = (pd.read_csv(participants, sep="\t", dtype=str, keep_default_na=False)
+                .set_index("participant_id") if participants.is_file() else pd.DataFrame())
+    out = {}
+    for sub in subjects:
+        path = bids_dir / sub / f"{sub}_sessions.tsv"
+        table = (pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+                 if path.is_file() else pd.DataFrame())
+        if column in table.columns and "session_id" in table.columns:
+            rows = table.loc[table["session_id"].isin([f"ses-{session}", session]), column]
+            if rows.empty:
+                raise PetbindError(f"{path}: no row for ses-{session}; add it with its "
+                                   f"{column}", EX_DATAERR)
+            value = rows.iloc[0]
+        elif column in fallback.columns and sub in fallback.index:
+            path, value = participants, fallback.loc[sub, column]
+        else:
+            raise PetbindError(f"{path}: no column {column!r} for --exposure-column (nor in "
+                               f"{participants.name}); add it", EX_USAGE)
+        number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+        if value.strip() in ("", "n/a") or not np.isfinite(number) or number < 0:
+            raise PetbindError(f"{path}: {column} of {sub} in ses-{session} is {value!r}, not "
+                               "a non-negative number; fix it", EX_DATAERR)
+        out[sub] = float(number)
+    return out
+
+
+def regional_values(out_dir: Path, sub: str, tracer: str, model_label: str,
+                    sessions: Sessions, maps: dict[str, np.ndarray], labels: np.ndarray
+                    ) -> tuple[pd.DataFrame, str]:
+    """BPND per named region in both sessions with standard errors (BPND units): the
+    participant level's regional fits (``_kinpar.tsv``) where both sessions have them, else
+    the ROI means of the unsmoothed MNI maps (no standard errors). Returns the table (index
+    region; columns baseline, blocked, baseline_se, blocked_se) and its source."""
+    tables = {}
+    for role, ses in (("baseline", sessions.baseline), ("blocked", sessions.blocked)):
+        scan = names.ScanEntities(sub.removeprefix("sub-"), ses, tracer)
+        path = names.scan_file(out_dir, scan, "kinpar", ".tsv", model=model_label)
+        if path.is_file():
+            try:
+                table = pd.read_csv(path, sep="\t").set_index("region")
+                bpnd = table["BPND"].astype(float)
+                tables[role] = (bpnd, bpnd.abs() * table["BPND-se"].astype(float) / 100)
+            except (KeyError, ValueError, pd.errors.ParserError):
+                pass                        # unreadable regional fits: the maps instead
+    if len(tables) == 2:
+        out = pd.DataFrame({"baseline": tables["baseline"][0], "blocked": tables["blocked"][0],
+                            "baseline_se": tables["baseline"][1],
+                            "blocked_se": tables["blocked"][1]}).dropna(subset=["baseline",
+                                                                                "blocked"])
+        return out, "regional fits"
+    regions = {r: region_labels(r) for r in REGION_GROUPS}
+    means = roi_means(np.stack([maps["baseline"], maps["blocked"]]), labels, regions)
+    return pd.DataFrame({"baseline": means[0], "blocked": means[1], "baseline_se": np.nan,
+                         "blocked_se": np.nan}, index=pd.Index(list(regions), name="region")
+                        ), "MNI maps"
+
+
+def occupancy_map(baseline: np.ndarray, blocked: np.ndarray, min_bpnd: float) -> np.ndarray:
+    """1 - blocked / baseline where the baseline BPND reaches ``min_bpnd``; NaN elsewhere."""
+    usable = np.isfinite(baseline) & np.isfinite(blocked) & (baseline >= min_bpnd)
+    out = np.full(baseline.shape, np.nan, dtype=np.float32)
+    out[usable] = 1.0 - blocked[usable] / baseline[usable]
+    return out
+
+
+def participant_row(sub: str, fit, source: str, exposure: float | None) -> dict:
+    return {"participant_id": sub, "occupancy": fit.occupancy,
+            "occupancy_ci_low": fit.occupancy_low, "occupancy_ci_high": fit.occupancy_high,
+            "slope": fit.slope, "intercept": fit.intercept,
+            "intercept_ci_low": fit.intercept_low, "intercept_ci_high": fit.intercept_high,
+            "intercept_p": fit.intercept_p, "n_regions": fit.n_regions,
+            "regional_source": source, "exposure": np.nan if exposure is None else exposure}
+
+
+def occupancy_tracer(config: Config, tracer: str, sessions: Sessions, grid: Grid,
+                     labels: np.ndarray, folder: Path) -> str:
+    """One tracer's occupancy analysis; returns a one-line summary."""
+    from bids_app.group import find_maps, load_map
+
+    settings, out_dir = config.group, config.run.output_dir
+    label, threshold = settings.model_label, settings.min_baseline_bpnd
+    found = {(role, desc): find_maps(out_dir, tracer, label, desc, ses)
+             for role, ses in (("baseline", sessions.baseline), ("blocked", sessions.blocked))
+             for desc in (None, settings.smoothing_desc)}
+    subjects = sorted(set().union(*found.values()))
+    rows, region_rows, left, smoothed = [], [], [], []
+    for sub in subjects:
+        missing = [f"ses-{getattr(sessions, role)}" for role, desc in found
+                   if sub not in found[role, desc]]
+        if missing:
+            left.append({"participant_id": sub, "reason": f"no {label} BPND map of "
+                         f"{missing[0]}: one session only"})
+            continue
+        try:
+            maps = {key: load_map(found[key][sub], grid) for key in found}
+            values, source = regional_values(out_dir, sub, tracer, label, sessions,
+                                             {r: maps[r, None] for r in ("baseline",
+                                                                         "blocked")}, labels)
+            plotted = values[values["baseline"] >= threshold]
+            fit = occupancy_plot(plotted["baseline"], plotted["blocked"])
+        except ValueError as err:
+            left.append({"participant_id": sub, "reason": str(err)})
+            continue
+        occ, se = regional_occupancy(values["baseline"], values["blocked"],
+                                     values["baseline_se"], values["blocked_se"])
+        region_rows += [{"participant_id": sub, "region": region, "bpnd_baseline": b,
+                         "bpnd_blocked": k, "occupancy": o, "occupancy_se": e,
+                         "in_plot": bool(b >= threshold)} for region, b, k, o, e in zip(
+                            values.index, values["baseline"], values["blocked"], occ, se)]
+        rows.append(participant_row(sub, fit, source, None))
+        for desc in (None, settings.smoothing_desc):
+            volume = occupancy_map(maps["baseline", desc], maps["blocked", desc], threshold)
+            write_nifti(folder / names.filename(
+                "mimap", ".nii.gz", sub=sub.removeprefix("sub-"), trc=tracer,
+                space=names.TEMPLATE_SPACE, desc=desc, model=label, meas="occupancy"),
+                volume, grid.affine)
+            if desc is not None:
+                smoothed.append(volume)
+    if not rows:
+        raise PetbindError(f"{out_dir}: trc-{tracer} has no participant with usable maps of "
+                           f"both ses-{sessions.baseline} and ses-{sessions.blocked}",
+                           EX_NOINPUT)
+    table = pd.DataFrame(rows)
+    exposure_fit, skipped = exposure_curve(config, table, sessions)
+    write_tables(folder, tracer, table, pd.DataFrame(region_rows), exposure_fit, skipped,
+                 pd.DataFrame(left, columns=["participant_id", "reason"]), config)
+    write_nifti(folder / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
+                                          meas="occupancy"), mean_map(smoothed), grid.affine)
+    from bids_app.occupancy_report import occupancy_report
+    occupancy_report(folder, tracer, sessions, occupancy_methods(config, sessions),
+                     settings.exposure_column)
+    return (f"{len(table)} participants, mean {table['occupancy'].mean():.3f}; left out "
+            f"{len(left)}")
+
+
+def mean_map(volumes: list[np.ndarray]) -> np.ndarray:
+    """The voxelwise mean over participants where at least half of them have a value."""
+    stack = np.stack(volumes)
+    count = np.isfinite(stack).sum(axis=0)
+    total = np.nansum(stack, axis=0)
+    return np.where(count * 2 >= len(volumes), total / np.maximum(count, 1), np.nan)
+
+
+def exposure_curve(config: Config, table: pd.DataFrame, sessions: Sessions
+                   ) -> tuple[ExposureFit | None, str | None]:
+    """The exposure of each participant (into ``table``) and the exposure-occupancy fit, or why
+    it was not fitted."""
+    column = config.group.exposure_column
+    if not column:
+        return None, None
+    doses = read_exposures(config.run.bids_dir, list(table["participant_id"]), column,
+                           sessions.blocked)
+    table["exposure"] = table["participant_id"].map(doses)
+    try:
+        return fit_exposure_occupancy(table["exposure"], table["occupancy"],
+                                      config.group.fit_omax), None
+    except (ValueError, np.linalg.LinAlgError) as err:
+        return None, str(err)
+
+
+PARTICIPANT_COLUMNS = {
+    "participant_id": "participant",
+    "occupancy": "fraction of receptors occupied: the slope through the origin of baseline "
+                 "minus blocked BPND on baseline BPND across regions",
+    "occupancy_ci_low": "lower 95 % confidence limit of occupancy",
+    "occupancy_ci_high": "upper 95 % confidence limit of occupancy",
+    "slope": "slope of the same regression with an intercept",
+    "intercept": "intercept of the regression with an intercept (BPND units); non-zero flags "
+                 "binding in the reference region that the drug does not displace",
+    "intercept_ci_low": "lower 95 % confidence limit of the intercept",
+    "intercept_ci_high": "upper 95 % confidence limit of the intercept",
+    "intercept_p": "two-sided p of intercept = 0",
+    "n_regions": "regions in the regression (baseline BPND at or above MinBaselineBPND)",
+    "regional_source": "where the regional BPND came from: the participant level's regional "
+                       "fits (_kinpar.tsv) or ROI means of the unsmoothed MNI maps",
+    "exposure": "the --exposure-column value of the blocked session (n/a without it)",
+}
+REGION_COLUMNS = {
+    "participant_id": "participant", "region": "region (petbind's named regions)",
+    "bpnd_baseline": "BPND in the baseline session", "bpnd_blocked": "BPND in the blocked session",
+    "occupancy": "1 - bpnd_blocked / bpnd_baseline",
+    "occupancy_se": "standard error of occupancy from the regional fits' standard errors "
+                    "(delta method; n/a where the values are ROI means of maps)",
+    "in_plot": "whether the region entered the participant's occupancy regression",
+}
+
+
+def write_tables(folder: Path, tracer: str, table: pd.DataFrame, regions: pd.DataFrame,
+                 exposure_fit: ExposureFit | None, skipped: str | None, left: pd.DataFrame,
+                 config: Config) -> None:
+    def tsv(frame: pd.DataFrame, desc: str, suffix: str, columns: dict) -> None:
+        path = folder / names.group_name(tracer, suffix, ".tsv", desc=desc)
+        write_tsv(path, frame)
+        write_json(names.sidecar(path), {c: {"Description": d} for c, d in columns.items()
+                                         if c in frame.columns})
+
+    tsv(table, "participant", "occupancy", PARTICIPANT_COLUMNS)
+    tsv(regions, "region", "occupancy", REGION_COLUMNS)
+    used = regions[regions["in_plot"]]
+    mean = used.groupby("region", sort=False)["occupancy"].agg(["count", "mean", "std"])
+    tsv(mean.reset_index().rename(columns={"count": "n", "std": "sd"}), "regionmean",
+        "occupancy", {"region": "region", "n": "participants with baseline BPND at or above "
+                      "MinBaselineBPND", "mean": "mean regional occupancy", "sd": "its SD"})
+    if exposure_fit is not None:
+        fit = exposure_fit
+        tsv(pd.DataFrame([{"ec50": fit.ec50, "ec50_ci_low": fit.ec50_low,
+                           "ec50_ci_high": fit.ec50_high, "omax": fit.omax,
+                           "omax_se": fit.omax_se, "n": fit.n}]), "exposure", "occupancy",
+            {"ec50": f"exposure ({config.group.exposure_column}) at half the maximum occupancy",
+             "ec50_ci_low": "lower 95 % confidence limit (log-scale Wald)",
+             "ec50_ci_high": "upper 95 % confidence limit", "omax": "maximum occupancy "
+             "(1 unless --fit-omax)", "omax_se": "its standard error (n/a when fixed)",
+             "n": "participants with a positive exposure"})
+    write_tsv(folder / names.group_name(tracer, "participants", ".tsv", desc="leftout"), left)
+    write_json(folder / names.group_name(tracer, "", ".json", desc="settings"), {
+        **config.group.record(), "ExposureFitSkipped": skipped})
+
+
+def occupancy_methods(config: Config, sessions: Sessions) -> list[str]:
+    s = config.group
+    text = (
+        f"Receptor occupancy was estimated from each participant's {s.model_label} BPND in the "
+        f"baseline (ses-{sessions.baseline}) and the blocked session (ses-{sessions.blocked}), "
+        "assuming that the reference region is free of specific binding in both sessions and "
+        "that the drug displaces the same fraction of receptors in every region. Regional BPND "
+        "came from the participant level's regional fits where both sessions had them, else "
+        "from the mean of the unsmoothed MNI maps in each region. Per region, occupancy was "
+        "1 - BPND(blocked) / BPND(baseline), with standard errors from the regional fits by "
+        "the delta method. Per participant, occupancy was the slope through the origin of "
+        "BPND(baseline) - BPND(blocked) against BPND(baseline) across the regions with baseline "
+        f"BPND of at least {s.min_baseline_bpnd:g} (a Lassen-type plot in BPND form "
+        "[@cunningham2010]), with its 95 % confidence interval; the same regression with an "
+        "intercept is reported too, a non-zero intercept indicating binding in the reference "
+        "region that the drug does not displace. Voxelwise occupancy maps were computed in "
+        f"MNI152NLin2009cAsym from the unsmoothed and the smoothed maps where baseline BPND "
+        f"reached {s.min_baseline_bpnd:g}, and averaged across participants. ")
+    if s.exposure_column:
+        text += (f"Occupancy was related to exposure ({s.exposure_column}) by "
+                 "occupancy = Omax C / (C + EC50), fitted by least squares with EC50 on the log "
+                 "scale, " + ("Omax free" if s.fit_omax else "Omax fixed at 1") + ". ")
+    return [intro("group"), text]
