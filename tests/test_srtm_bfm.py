@@ -145,3 +145,28 @@ def test_frame_count_mismatch_between_tacs_and_basis(carfentanil_timing, referen
     basis_set = make_basis_set(carfentanil_timing, reference_tac, np.ones(16))
     with pytest.raises(ValueError, match="TACs have 15 frames"):
         fit_srtm_bfm(np.ones((3, 15)), basis_set)
+
+
+def test_float32_basis_search_chooses_the_float64_best_basis(carfentanil_timing, reference_tac):
+    # The basis search projects in float32 and checks the choice's neighbours in float64. On
+    # 60,000 noisy voxels (noise from low to very high, activity scaled up to 1e5 so float32
+    # rounding is large in absolute terms), 300 bases: the chosen basis is float64's argmax in
+    # every voxel, and the projection returned is float64's.
+    from workflows.kinetics.models.srtm_bfm import best_basis
+    timing = carfentanil_timing
+    rng = np.random.default_rng(11)
+    r1 = rng.uniform(0.7, 1.4, 200)
+    bp = rng.uniform(0.05, 3.0, 200)
+    clean = np.array([srtm_model(timing, reference_tac, a, K2_REF * a, b) for a, b in zip(r1, bp)])
+    tacs = np.concatenate([add_counts_noise(clean[rng.integers(0, 200, 20_000)], timing, "C11",
+                                            level, rng) for level in (0.5, 3.0, 12.0)])
+    tacs *= rng.choice([1.0, 30.0, 3000.0], (len(tacs), 1))
+    w = frame_weights("counts", timing, clean.mean(axis=0), "C11")
+    basis_set = make_basis_set(timing, reference_tac, w, (0.02, 0.8), 300)
+    yw = tacs * basis_set.sqrt_w
+    exact = yw @ basis_set.q2.T
+    expected = np.argmax(exact ** 2, axis=1)
+    chosen, projection = best_basis(yw, np.ascontiguousarray(basis_set.q2.T, np.float32),
+                                    basis_set.q2)
+    np.testing.assert_array_equal(chosen, expected)
+    np.testing.assert_allclose(projection, exact[np.arange(len(yw)), expected], rtol=1e-12)

@@ -209,15 +209,43 @@ def test_quality_control_reads_every_voxelwise_model(tmp_path):
     assert table.loc["voxels_on_bound_fraction", "flagged"]
 
 
-def test_voxel_tacs_are_the_masked_voxels_in_numpys_order():
-    # petbind gathers an image's masked TACs frame by frame; the voxels and their order must be
-    # numpy's data[mask] for images stored either way and for a strided view
-    from workflows.imaging.voxelwise import voxel_tacs
+def in_order(data, mask, order):
+    """data[mask] with the voxels taken in ``order`` ("C": numpy's own)."""
+    return data.reshape(-1, data.shape[3], order=order)[mask.ravel(order=order)]
+
+
+def test_voxel_tacs_are_the_masked_voxels_in_the_images_order_and_go_back_in_place():
+    # petbind gathers an image's masked TACs frame by frame in the order the image stores its
+    # voxels: numpy's data[mask] for a row-major image (and a strided view), column-major order
+    # for a column-major one (NIfTI's); scatter puts values back where they came from
+    from workflows.imaging.voxelwise import memory_order, scatter, voxel_tacs
     rng = np.random.default_rng(0)
     base = rng.random((6, 7, 8, 5))
     mask = rng.random((6, 7, 8)) < 0.3
-    for data in (np.ascontiguousarray(base), np.asfortranarray(base), base.astype(np.float32)):
+    for data, order in ((np.ascontiguousarray(base), "C"), (np.asfortranarray(base), "F"),
+                        (base.astype(np.float32), "C"),
+                        (np.asfortranarray(base, dtype=np.float32), "F")):
         got = voxel_tacs(data, mask)
-        assert got.dtype == data.dtype and np.array_equal(got, data[mask])
+        assert memory_order(data) == order and got.dtype == data.dtype
+        assert np.array_equal(got, in_order(data, mask, order))
+        back = scatter(mask, got[:, 2], order, dtype=data.dtype)
+        assert np.array_equal(back, np.where(mask, data[..., 2], 0))
     strided = base[:, ::2]
     assert np.array_equal(voxel_tacs(strided, mask[:, ::2]), strided[mask[:, ::2]])
+
+
+def test_voxel_tacs_reusing_the_image_memory_are_still_the_masked_voxels():
+    # With reuse, frame f's voxels are written where frames up to f were: the result must still
+    # be data[mask] (with every voxel selected the writes overlap the frame being read), held
+    # in the image's own memory.
+    from workflows.imaging.voxelwise import voxel_tacs
+    rng = np.random.default_rng(1)
+    base = np.asfortranarray(rng.random((6, 7, 8, 5)).astype(np.float32))
+    for mask in (rng.random((6, 7, 8)) < 0.3, rng.random((6, 7, 8)) < 0.97,
+                 np.ones((6, 7, 8), bool)):
+        data = base.copy(order="F")
+        got = voxel_tacs(data, mask, reuse=True)
+        assert np.array_equal(got, in_order(base, mask, "F")) and np.shares_memory(got, data)
+    c_order = np.ascontiguousarray(base)        # not column-major: a new array, input kept
+    got = voxel_tacs(c_order, mask, reuse=True)
+    assert np.array_equal(got, base[mask]) and not np.shares_memory(got, c_order)

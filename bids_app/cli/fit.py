@@ -126,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     brain = (load_mask(args.brain_mask, pet, "brain mask") if args.brain_mask
              else default_brain_mask(data))
     try:
-        fitted = fit_image(data, metadata, reference_mask, brain, model, settings, args.weights)
+        fitted = fit_image(data, metadata, reference_mask, brain, model, settings, args.weights,
+                           reuse_data=True)
     except EmptyReferenceError as err:
         raise PetbindError(f"{args.reference_mask}: {err}; check that the mask lies on the "
                            "brain and the image's values", EX_DATAERR) from None

@@ -4,6 +4,7 @@ model of the family that has a voxelwise fit (:mod:`workflows.kinetics.models`).
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class VoxelwiseFit:
     weights: np.ndarray
     reference_tac: np.ndarray
     excluded: np.ndarray         # boolean mask of brain voxels left out (non-finite or absurd)
+    order: str = "C"             # the voxel order of the fit's values (:func:`voxel_tacs`)
 
     def volume(self, parameter: str) -> np.ndarray:
         """A parameter as a float32 image: 0 outside the brain mask, NaN where a voxel was
@@ -44,23 +46,43 @@ class VoxelwiseFit:
              se_map_description(p)) for p in parameters if p in self.fit.standard_errors]
 
     def _image(self, values: np.ndarray) -> np.ndarray:
-        out = np.zeros(self.brain.shape, dtype=np.float32)
-        out[self.brain] = values
+        out = scatter(self.brain, values, self.order)
         out[self.excluded] = np.nan
         return out
 
 
-def voxel_tacs(data: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``data[mask]`` of a 4D image: the (voxels, frames) TACs, voxels in the same order,
-    gathered frame by frame at positions found once (a NIfTI image is stored frame after
-    frame: this reads it in order, several times faster than one index across frames).
-    Column-major, in the image's dtype."""
-    where = np.nonzero(mask)
-    order = "F" if data[..., 0].flags.f_contiguous else "C"
-    positions = np.ravel_multi_index(where, mask.shape, order=order)
-    out = np.empty((data.shape[3], positions.size), dtype=data.dtype)
-    for frame in range(data.shape[3]):
-        np.take(data[..., frame].ravel(order=order), positions, out=out[frame])
+def memory_order(data: np.ndarray) -> str:
+    """"F" for an image whose frames are stored column-major (as NIfTI stores them), else
+    "C"."""
+    return "F" if data[..., 0].flags.f_contiguous else "C"
+
+
+def scatter(mask: np.ndarray, values: np.ndarray, order: str, dtype=np.float32) -> np.ndarray:
+    """An image of ``mask``'s shape holding ``values`` at the mask's voxels taken in ``order``
+    (the inverse of :func:`voxel_tacs`), 0 elsewhere."""
+    out = np.zeros(mask.shape, dtype=dtype, order=order)
+    out.reshape(-1, order=order)[mask.ravel(order=order)] = values
+    return out
+
+
+def voxel_tacs(data: np.ndarray, mask: np.ndarray, reuse: bool = False) -> np.ndarray:
+    """The (voxels, frames) TACs of ``mask``'s voxels in a 4D image, voxels in the order the
+    image stores them (:func:`memory_order`: numpy's ``data[mask]`` for a row-major image),
+    gathered frame by frame by a boolean mask: one sequential pass over each frame, several
+    times faster than an index in another order. Column-major, in the image's dtype. With
+    ``reuse`` and a column-major ``data``, the TACs overwrite the start of ``data``'s memory
+    (frame f's voxels go where frames up to f were, read already): no second image-sized
+    array."""
+    order = memory_order(data)
+    selected = mask.ravel(order=order)
+    n_frames, n = data.shape[3], int(np.count_nonzero(selected))
+    if reuse and data.flags.f_contiguous:
+        flat = data.reshape(-1, order="F")
+        out = flat[:n_frames * n].reshape(n_frames, n)
+    else:
+        out = np.empty((n_frames, n), dtype=data.dtype)
+    for frame in range(n_frames):
+        out[frame] = data[..., frame].ravel(order=order)[selected]   # copied, then stored
     return out.T
 
 
@@ -76,11 +98,12 @@ def usable_voxels(tacs: np.ndarray) -> np.ndarray:
 
 def fit_image(data: np.ndarray, metadata: PETMetadata, reference: np.ndarray,
               brain: np.ndarray, model: KineticModel, settings: ModelSettings,
-              weights: str = "counts") -> VoxelwiseFit:
+              weights: str = "counts", reuse_data: bool = False) -> VoxelwiseFit:
     """Fit every voxel of ``brain`` in a 4D array (x, y, z, frames) whose state ``metadata``
     describes; ``reference`` is a boolean mask. Voxels with a non-finite or absurd value are
     left out of the fit, of the reference TAC and of the mean TAC the counts-based weights come
-    from, so that one broken voxel changes nothing else."""
+    from, so that one broken voxel changes nothing else. With ``reuse_data`` the voxel TACs
+    take ``data``'s memory (:func:`voxel_tacs`): its values are lost."""
     ref_voxels = voxel_tacs(data, reference).astype(np.float64)
     ref_voxels = ref_voxels[usable_voxels(ref_voxels)]
     if not len(ref_voxels):
@@ -89,7 +112,7 @@ def fit_image(data: np.ndarray, metadata: PETMetadata, reference: np.ndarray,
     ref_tac = metadata.to_decay_corrected(ref_voxels.mean(axis=0))
     if not np.any(ref_tac > 0):
         raise EmptyReferenceError("the reference TAC is zero in every frame")
-    raw = voxel_tacs(data, brain)
+    raw = voxel_tacs(data, brain, reuse=reuse_data)
     usable = usable_voxels(raw)
     if not usable.any():
         raise ValueError("every voxel to fit has NaN or absurd values")
@@ -101,10 +124,10 @@ def fit_image(data: np.ndarray, metadata: PETMetadata, reference: np.ndarray,
     w = frame_weights(weights, metadata.timing, tacs.mean(axis=0, dtype=np.float64),
                       metadata.radionuclide)
     fit = model.fit_voxelwise(metadata.timing, ref_tac, tacs, w, settings)
-    fitted_brain = brain.copy()
-    fitted_brain[brain] = usable
+    order = memory_order(data)
+    fitted_brain = scatter(brain, usable, order, dtype=bool)
     excluded = brain & ~fitted_brain
-    return VoxelwiseFit(fit, fitted_brain, w, ref_tac, excluded)
+    return VoxelwiseFit(fit, fitted_brain, w, ref_tac, excluded, order)
 
 
 def fit_info(fitted: VoxelwiseFit, model: KineticModel, settings: ModelSettings,
@@ -118,10 +141,18 @@ def fit_info(fitted: VoxelwiseFit, model: KineticModel, settings: ModelSettings,
 
 
 def save_map(volume: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """A 3D map as NIfTI-1; a ``.gz`` name is gzip-compressed by zlib with run-length matching
+    only (Z_RLE): float maps hold few repeats beyond runs of zeros, so it compresses as well as
+    level 1 in a third of the time (docs/validation.md). One zlib call releases the GIL: maps
+    written on threads compress side by side. No time stamp: the same bytes for the same map."""
     img = nib.Nifti1Image(volume, affine)
     img.header.set_xyzt_units("mm")
     path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(img, path)
+    if path.name.endswith(".gz"):
+        deflate = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 8, zlib.Z_RLE)
+        path.write_bytes(deflate.compress(img.to_bytes()) + deflate.flush())
+    else:
+        nib.save(img, path)
 
 
 def map_description(parameter: str) -> dict:
@@ -180,7 +211,7 @@ def fit_maps(pet_hmc: str, metadata: dict, reference_mask: str, brain_mask: str,
     reference = np.asarray(nib.load(reference_mask).dataobj) > 0.5
     brain = np.asarray(nib.load(brain_mask).dataobj) > 0.5
     fitted = fit_image(data, PETMetadata.from_record(metadata), reference, brain, kinetic,
-                       options)
+                       options, reuse_data=True)
     paths = []
     for meas, volume, _ in fitted.maps(kinetic.maps):
         paths.append(str(Path(out_dir) / map_work_name(kinetic.label, meas)))
