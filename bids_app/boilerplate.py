@@ -193,6 +193,21 @@ REFERENCES: dict[str, tuple[str, str, str]] = {
                        "Eugenii A and Slifstein, Mark and Laruelle, Marc and Gunn, Roger N}, "
                        "journal={Journal of Cerebral Blood Flow and Metabolism}, volume={30}, "
                        "number={1}, pages={46--50}, year={2010}"),
+    "shroutfleiss": ("Shrout and Fleiss, 1979",
+                     "Shrout PE, Fleiss JL. Intraclass correlations: uses in assessing rater "
+                     "reliability. Psychol Bull 1979;86(2):420-428. "
+                     "doi:10.1037/0033-2909.86.2.420",
+                     "title={Intraclass correlations: uses in assessing rater reliability}, "
+                     "author={Shrout, Patrick E and Fleiss, Joseph L}, journal={Psychological "
+                     "Bulletin}, volume={86}, number={2}, pages={420--428}, year={1979}"),
+    "blandaltman": ("Bland and Altman, 1986",
+                    "Bland JM, Altman DG. Statistical methods for assessing agreement between "
+                    "two methods of clinical measurement. Lancet 1986;1(8476):307-310. "
+                    "doi:10.1016/S0140-6736(86)90837-8",
+                    "title={Statistical methods for assessing agreement between two methods of "
+                    "clinical measurement}, author={Bland, J Martin and Altman, Douglas G}, "
+                    "journal={The Lancet}, volume={1}, number={8476}, pages={307--310}, "
+                    "year={1986}"),
     "turtonen2021": ("Turtonen et al., 2021",
                      "Turtonen O, Saarinen A, Nummenmaa L, et al. Adult attachment system links "
                      "with brain mu opioid receptor availability in vivo. Biol Psychiatry Cogn "

@@ -114,7 +114,7 @@ class ParticipantConfig:
                                  thresholds_with(self.qc_thresholds).items()}}
 
 
-ANALYSES = ("groups", "occupancy")
+ANALYSES = ("groups", "occupancy", "retest")
 
 
 @dataclass
@@ -134,9 +134,11 @@ class GroupConfig:
     mni_voxel_mm: float = 2.0
     exclude_flagged: bool = False            # leave out scans whose QC flagged a metric
     session: str | None = None               # the ses- label compared (None: the only one)
-    analysis: str = "groups"                 # groups | occupancy
+    analysis: str = "groups"                 # one of ANALYSES
     baseline_session: str | None = None      # occupancy: the sessions compared
     blocked_session: str | None = None
+    test_session: str | None = None          # retest: the sessions compared
+    retest_session: str | None = None
     exposure_column: str | None = None       # occupancy: sessions.tsv column of the dose
     fit_omax: bool = False
     min_baseline_bpnd: float = 0.3           # occupancy: regions and voxels below are left out
@@ -160,31 +162,40 @@ class GroupConfig:
                                f"one voxelwise model: {', '.join(voxelwise_models())}", EX_USAGE)
 
     def _check_analysis(self) -> None:
-        occupancy = {"--baseline-session": self.baseline_session,
-                     "--blocked-session": self.blocked_session,
-                     "--exposure-column": self.exposure_column}
+        sessions = {"occupancy": {"--baseline-session": self.baseline_session,
+                                  "--blocked-session": self.blocked_session},
+                    "retest": {"--test-session": self.test_session,
+                               "--retest-session": self.retest_session}}
         if self.analysis not in ANALYSES:
             raise PetbindError(f"--analysis {self.analysis}: one of {', '.join(ANALYSES)}",
                                EX_USAGE)
+        foreign = [option for analysis, options in sessions.items() if analysis != self.analysis
+                   for option, value in options.items() if value is not None]
         if self.analysis != "occupancy":
-            given = [k for k, v in occupancy.items() if v is not None] + (
-                ["--fit-omax"] if self.fit_omax else [])
-            if given:
-                raise PetbindError(f"{given[0]} is an option of --analysis occupancy",
-                                   EX_USAGE)
+            foreign += [o for o, v in (("--exposure-column", self.exposure_column),
+                                       ("--fit-omax", self.fit_omax)) if v]
+        if foreign:
+            owner = next((a for a, options in sessions.items() if foreign[0] in options),
+                         "occupancy")
+            raise PetbindError(f"{foreign[0]} is an option of --analysis {owner}", EX_USAGE)
+        if self.analysis == "groups":
             return
         if self.session is not None:
-            raise PetbindError("--analysis occupancy compares two sessions: give "
-                               "--baseline-session and --blocked-session, not --session-label",
+            raise PetbindError(f"--analysis {self.analysis} compares two sessions: give "
+                               f"{' and '.join(sessions[self.analysis])}, not --session-label",
                                EX_USAGE)
-        for option, value in occupancy.items():
-            if option != "--exposure-column" and value is None:
-                raise PetbindError(f"--analysis occupancy needs {option}", EX_USAGE)
-            if value is not None and not re.fullmatch(r"[A-Za-z0-9_]+", value):
-                raise PetbindError(f"{option} {value!r}: letters, digits (and _ in a column "
-                                   "name) only", EX_USAGE)
-        if self.baseline_session == self.blocked_session:
-            raise PetbindError("--baseline-session and --blocked-session must differ", EX_USAGE)
+        for option, value in sessions[self.analysis].items():
+            if value is None:
+                raise PetbindError(f"--analysis {self.analysis} needs {option}", EX_USAGE)
+            if not re.fullmatch(r"[A-Za-z0-9]+", value):
+                raise PetbindError(f"{option} {value!r}: a ses- label has letters and digits "
+                                   "only", EX_USAGE)
+        if len(set(sessions[self.analysis].values())) < 2:
+            raise PetbindError(f"{' and '.join(sessions[self.analysis])} must differ", EX_USAGE)
+        if self.exposure_column is not None and not re.fullmatch(r"[A-Za-z0-9_]+",
+                                                                 self.exposure_column):
+            raise PetbindError(f"--exposure-column {self.exposure_column!r}: letters, digits "
+                               "and _ only", EX_USAGE)
         if not (math.isfinite(self.min_baseline_bpnd) and self.min_baseline_bpnd > 0):
             raise PetbindError(f"--min-baseline-bpnd {self.min_baseline_bpnd:g}: a positive "
                                "BPND", EX_USAGE)
@@ -208,7 +219,9 @@ class GroupConfig:
                     "BlockedSession": self.blocked_session,
                     "ExposureColumn": self.exposure_column, "FitOmax": self.fit_omax,
                     "MinBaselineBPND": self.min_baseline_bpnd}
-                   if self.analysis == "occupancy" else {})}
+                   if self.analysis == "occupancy" else {}),
+                **({"TestSession": self.test_session, "RetestSession": self.retest_session}
+                   if self.analysis == "retest" else {})}
 
 
 @dataclass

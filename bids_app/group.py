@@ -253,9 +253,14 @@ def analyse(config: Config, out_dir: Path) -> int:
                            f"{names.TEMPLATE_SPACE}; run the participant level first",
                            EX_NOINPUT)
     if config.group.analysis == "occupancy":
-        from bids_app.occupancy import run_occupancy
+        from bids_app.occupancy import FOLDER, run_occupancy
         run_occupancy(config, out_dir, tracers)
-        say(config, f"results in {out_dir / 'group' / 'occupancy'}")
+        say(config, f"results in {out_dir / 'group' / FOLDER}")
+        return 0
+    if config.group.analysis == "retest":
+        from bids_app.retest import FOLDER, run_retest
+        run_retest(config, out_dir, tracers)
+        say(config, f"results in {out_dir / 'group' / FOLDER}")
         return 0
     sessions = {t: choose_session(out_dir, label, t, config.group.session) for t in tracers}
     with staged_group_folder(out_dir, tracers) as group_dir:
@@ -268,7 +273,7 @@ def analyse(config: Config, out_dir: Path) -> int:
 
 
 # each analysis but "groups" writes to its own folder in group/ (with its own logs/)
-ANALYSIS_FOLDERS = {"groups": "", "occupancy": "occupancy"}
+ANALYSIS_FOLDERS = {"groups": "", "occupancy": "occupancy", "retest": "retest"}
 
 
 def replaced_by_run(rel: Path, tracers: list[str], analysis: str) -> bool:

@@ -6,7 +6,6 @@ participants the regional means and the exposure-occupancy curve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,42 +18,33 @@ from bids_app.config import Config
 from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from workflows.group.occupancy import (ExposureFit, fit_exposure_occupancy, occupancy_plot,
                                        regional_occupancy)
-from workflows.group.roi import roi_means
-from workflows.imaging.atlas import REGION_GROUPS, Grid, atlas_on_grid, mni_grid, region_labels
+from bids_app.paired import (SessionPair, check_sessions, describe_columns, paired_maps,
+                             regional_values)
+from workflows.imaging.atlas import Grid, atlas_on_grid, mni_grid
 
 FOLDER = "occupancy"
 
 
-@dataclass
-class Sessions:
-    baseline: str
-    blocked: str
+def session_pair(config: Config) -> SessionPair:
+    return SessionPair(("baseline", "blocked"), (config.group.baseline_session,
+                                                 config.group.blocked_session),
+                       ("--baseline-session", "--blocked-session"))
 
 
 def run_occupancy(config: Config, out_dir: Path, tracers: list[str]) -> None:
     """Every tracer's occupancy analysis, staged as the group analysis is."""
-    from bids_app.group import say, session_of, staged_group_folder, unsmoothed_maps
+    from bids_app.group import say, staged_group_folder
 
-    settings = config.group
-    sessions = Sessions(settings.baseline_session, settings.blocked_session)
-    for tracer in tracers:
-        have = {session_of(p) for p in unsmoothed_maps(out_dir, settings.model_label, tracer)}
-        for option, ses in (("--baseline-session", sessions.baseline),
-                            ("--blocked-session", sessions.blocked)):
-            if ses not in have:
-                shown = ", ".join(sorted(s or "(none)" for s in have))
-                raise PetbindError(f"{option} {ses}: trc-{tracer} has no "
-                                   f"{settings.model_label} BPND maps of ses-{ses} in "
-                                   f"{out_dir}; sessions: {shown}", EX_USAGE)
+    settings, pair = config.group, session_pair(config)
+    check_sessions(out_dir, settings.model_label, tracers, pair)
     grid = mni_grid(settings.mni_voxel_mm)
     labels = atlas_on_grid(grid)
     with staged_group_folder(out_dir, tracers, "occupancy") as group_dir:
         for tracer in tracers:
-            summary = occupancy_tracer(config, tracer, sessions, grid, labels,
-                                       group_dir / FOLDER)
+            summary = occupancy_tracer(config, tracer, pair, grid, labels, group_dir / FOLDER)
             say(config, f"trc-{tracer}: occupancy {summary}")
         write_citation(group_dir / FOLDER / "logs", "Methods: petbind group level, occupancy",
-                       occupancy_methods(config, sessions))
+                       occupancy_methods(config, pair))
 
 
 def read_exposures(bids_dir: Path, subjects: list[str], column: str, session: str
@@ -89,37 +79,6 @@ def read_exposures(bids_dir: Path, subjects: list[str], column: str, session: st
     return out
 
 
-def regional_values(out_dir: Path, sub: str, tracer: str, model_label: str,
-                    sessions: Sessions, maps: dict[str, np.ndarray], labels: np.ndarray
-                    ) -> tuple[pd.DataFrame, str]:
-    """BPND per named region in both sessions with standard errors (BPND units): the
-    participant level's regional fits (``_kinpar.tsv``) where both sessions have them, else
-    the ROI means of the unsmoothed MNI maps (no standard errors). Returns the table (index
-    region; columns baseline, blocked, baseline_se, blocked_se) and its source."""
-    tables = {}
-    for role, ses in (("baseline", sessions.baseline), ("blocked", sessions.blocked)):
-        scan = names.ScanEntities(sub.removeprefix("sub-"), ses, tracer)
-        path = names.scan_file(out_dir, scan, "kinpar", ".tsv", model=model_label)
-        if path.is_file():
-            try:
-                table = pd.read_csv(path, sep="\t").set_index("region")
-                bpnd = table["BPND"].astype(float)
-                tables[role] = (bpnd, bpnd.abs() * table["BPND-se"].astype(float) / 100)
-            except (KeyError, ValueError, pd.errors.ParserError):
-                pass                        # unreadable regional fits: the maps instead
-    if len(tables) == 2:
-        out = pd.DataFrame({"baseline": tables["baseline"][0], "blocked": tables["blocked"][0],
-                            "baseline_se": tables["baseline"][1],
-                            "blocked_se": tables["blocked"][1]}).dropna(subset=["baseline",
-                                                                                "blocked"])
-        return out, "regional fits"
-    regions = {r: region_labels(r) for r in REGION_GROUPS}
-    means = roi_means(np.stack([maps["baseline"], maps["blocked"]]), labels, regions)
-    return pd.DataFrame({"baseline": means[0], "blocked": means[1], "baseline_se": np.nan,
-                         "blocked_se": np.nan}, index=pd.Index(list(regions), name="region")
-                        ), "MNI maps"
-
-
 def occupancy_map(baseline: np.ndarray, blocked: np.ndarray, min_bpnd: float) -> np.ndarray:
     """1 - blocked / baseline where the baseline BPND reaches ``min_bpnd``; NaN elsewhere."""
     usable = np.isfinite(baseline) & np.isfinite(blocked) & (baseline >= min_bpnd)
@@ -137,30 +96,17 @@ def participant_row(sub: str, fit, source: str, exposure: float | None) -> dict:
             "regional_source": source, "exposure": np.nan if exposure is None else exposure}
 
 
-def occupancy_tracer(config: Config, tracer: str, sessions: Sessions, grid: Grid,
+def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
                      labels: np.ndarray, folder: Path) -> str:
     """One tracer's occupancy analysis; returns a one-line summary."""
-    from bids_app.group import find_maps, load_map
-
     settings, out_dir = config.group, config.run.output_dir
     label, threshold = settings.model_label, settings.min_baseline_bpnd
-    found = {(role, desc): find_maps(out_dir, tracer, label, desc, ses)
-             for role, ses in (("baseline", sessions.baseline), ("blocked", sessions.blocked))
-             for desc in (None, settings.smoothing_desc)}
-    subjects = sorted(set().union(*found.values()))
-    rows, region_rows, left, smoothed = [], [], [], []
-    for sub in subjects:
-        missing = [f"ses-{getattr(sessions, role)}" for role, desc in found
-                   if sub not in found[role, desc]]
-        if missing:
-            left.append({"participant_id": sub, "reason": f"no {label} BPND map of "
-                         f"{missing[0]}: one session only"})
-            continue
+    descs = (None, settings.smoothing_desc)
+    maps, left = paired_maps(out_dir, tracer, label, descs, pair, grid)
+    rows, region_rows, smoothed = [], [], []
+    for sub, mine in maps.items():
         try:
-            maps = {key: load_map(found[key][sub], grid) for key in found}
-            values, source = regional_values(out_dir, sub, tracer, label, sessions,
-                                             {r: maps[r, None] for r in ("baseline",
-                                                                         "blocked")}, labels)
+            values, source = regional_values(out_dir, sub, tracer, label, pair, mine, labels)
             plotted = values[values["baseline"] >= threshold]
             fit = occupancy_plot(plotted["baseline"], plotted["blocked"])
         except ValueError as err:
@@ -173,8 +119,8 @@ def occupancy_tracer(config: Config, tracer: str, sessions: Sessions, grid: Grid
                          "in_plot": bool(b >= threshold)} for region, b, k, o, e in zip(
                             values.index, values["baseline"], values["blocked"], occ, se)]
         rows.append(participant_row(sub, fit, source, None))
-        for desc in (None, settings.smoothing_desc):
-            volume = occupancy_map(maps["baseline", desc], maps["blocked", desc], threshold)
+        for desc in descs:
+            volume = occupancy_map(mine["baseline", desc], mine["blocked", desc], threshold)
             write_nifti(folder / names.filename(
                 "mimap", ".nii.gz", sub=sub.removeprefix("sub-"), trc=tracer,
                 space=names.TEMPLATE_SPACE, desc=desc, model=label, meas="occupancy"),
@@ -183,16 +129,15 @@ def occupancy_tracer(config: Config, tracer: str, sessions: Sessions, grid: Grid
                 smoothed.append(volume)
     if not rows:
         raise PetbindError(f"{out_dir}: trc-{tracer} has no participant with usable maps of "
-                           f"both ses-{sessions.baseline} and ses-{sessions.blocked}",
-                           EX_NOINPUT)
+                           f"both ses-{pair.labels[0]} and ses-{pair.labels[1]}", EX_NOINPUT)
     table = pd.DataFrame(rows)
-    exposure_fit, skipped = exposure_curve(config, table, sessions)
+    exposure_fit, skipped = exposure_curve(config, table, pair)
     write_tables(folder, tracer, table, pd.DataFrame(region_rows), exposure_fit, skipped,
                  pd.DataFrame(left, columns=["participant_id", "reason"]), config)
     write_nifti(folder / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
                                           meas="occupancy"), mean_map(smoothed), grid.affine)
     from bids_app.occupancy_report import occupancy_report
-    occupancy_report(folder, tracer, sessions, occupancy_methods(config, sessions),
+    occupancy_report(folder, tracer, pair, occupancy_methods(config, pair),
                      settings.exposure_column)
     return (f"{len(table)} participants, mean {table['occupancy'].mean():.3f}; left out "
             f"{len(left)}")
@@ -206,7 +151,7 @@ def mean_map(volumes: list[np.ndarray]) -> np.ndarray:
     return np.where(count * 2 >= len(volumes), total / np.maximum(count, 1), np.nan)
 
 
-def exposure_curve(config: Config, table: pd.DataFrame, sessions: Sessions
+def exposure_curve(config: Config, table: pd.DataFrame, pair: SessionPair
                    ) -> tuple[ExposureFit | None, str | None]:
     """The exposure of each participant (into ``table``) and the exposure-occupancy fit, or why
     it was not fitted."""
@@ -214,7 +159,7 @@ def exposure_curve(config: Config, table: pd.DataFrame, sessions: Sessions
     if not column:
         return None, None
     doses = read_exposures(config.run.bids_dir, list(table["participant_id"]), column,
-                           sessions.blocked)
+                           pair.labels[1])
     table["exposure"] = table["participant_id"].map(doses)
     try:
         return fit_exposure_occupancy(table["exposure"], table["occupancy"],
@@ -254,10 +199,8 @@ def write_tables(folder: Path, tracer: str, table: pd.DataFrame, regions: pd.Dat
                  exposure_fit: ExposureFit | None, skipped: str | None, left: pd.DataFrame,
                  config: Config) -> None:
     def tsv(frame: pd.DataFrame, desc: str, suffix: str, columns: dict) -> None:
-        path = folder / names.group_name(tracer, suffix, ".tsv", desc=desc)
-        write_tsv(path, frame)
-        write_json(names.sidecar(path), {c: {"Description": d} for c, d in columns.items()
-                                         if c in frame.columns})
+        describe_columns(folder / names.group_name(tracer, suffix, ".tsv", desc=desc), frame,
+                         columns)
 
     tsv(table, "participant", "occupancy", PARTICIPANT_COLUMNS)
     tsv(regions, "region", "occupancy", REGION_COLUMNS)
@@ -281,11 +224,11 @@ def write_tables(folder: Path, tracer: str, table: pd.DataFrame, regions: pd.Dat
         **config.group.record(), "ExposureFitSkipped": skipped})
 
 
-def occupancy_methods(config: Config, sessions: Sessions) -> list[str]:
+def occupancy_methods(config: Config, pair: SessionPair) -> list[str]:
     s = config.group
     text = (
         f"Receptor occupancy was estimated from each participant's {s.model_label} BPND in the "
-        f"baseline (ses-{sessions.baseline}) and the blocked session (ses-{sessions.blocked}), "
+        f"baseline (ses-{pair.labels[0]}) and the blocked session (ses-{pair.labels[1]}), "
         "assuming that the reference region is free of specific binding in both sessions and "
         "that the drug displaces the same fraction of receptors in every region. Regional BPND "
         "came from the participant level's regional fits where both sessions had them, else "

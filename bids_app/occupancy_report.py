@@ -83,7 +83,7 @@ def map_figure(mean_map: Path, path: Path) -> str:
     return path.name
 
 
-def occupancy_report(folder: Path, tracer: str, sessions, methods: list[str],
+def occupancy_report(folder: Path, tracer: str, pair, methods: list[str],
                      exposure_column: str | None) -> Path:
     def table(desc: str, suffix: str = "occupancy") -> pd.DataFrame:
         return pd.read_csv(folder / names.group_name(tracer, suffix, ".tsv", desc=desc),
@@ -93,8 +93,8 @@ def occupancy_report(folder: Path, tracer: str, sessions, methods: list[str],
     prefix = f"trc-{tracer}"
     participants, regions = table("participant"), table("region")
     parts = [f"<h1>petbind {__version__}: occupancy, {html.escape(tracer)}</h1>",
-             f"<p>Baseline ses-{html.escape(sessions.baseline)}, blocked "
-             f"ses-{html.escape(sessions.blocked)}; {len(participants)} participants, mean "
+             f"<p>Baseline ses-{html.escape(pair.labels[0])}, blocked "
+             f"ses-{html.escape(pair.labels[1])}; {len(participants)} participants, mean "
              f"occupancy {participants['occupancy'].mean():.3f}.</p>",
              "<h2>Occupancy plot per participant</h2><p>Filled: regions in the fit; line: "
              "through the origin (slope = occupancy); dotted: with an intercept.</p>"

@@ -85,10 +85,14 @@ def _add_processing(p: Parser) -> None:
 
 def _add_group_options(p: Parser) -> None:
     grp = p.add_argument_group("group level")
-    grp.add_argument("--analysis", choices=["groups", "occupancy"], default="groups",
+    grp.add_argument("--analysis", choices=["groups", "occupancy", "retest"], default="groups",
                      help="groups (default): compare the groups of a participants.tsv column "
                      "within one session; occupancy: receptor occupancy between "
-                     "--baseline-session and --blocked-session (group/occupancy/)")
+                     "--baseline-session and --blocked-session (group/occupancy/); retest: "
+                     "test-retest reliability between --test-session and --retest-session "
+                     "(group/retest/)")
+    grp.add_argument("--test-session", metavar="LABEL", help="retest: the first session")
+    grp.add_argument("--retest-session", metavar="LABEL", help="retest: the second session")
     grp.add_argument("--baseline-session", metavar="LABEL", help="occupancy: the session "
                      "without the drug")
     grp.add_argument("--blocked-session", metavar="LABEL", help="occupancy: the session with it")

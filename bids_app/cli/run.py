@@ -134,7 +134,8 @@ def config_from_args(args) -> Config:
         mni_voxel_mm=participant.mni_voxel_mm, exclude_flagged=args.exclude_flagged,
         session=args.session_label[0].removeprefix("ses-") if args.session_label else None,
         analysis=args.analysis, baseline_session=_session(args.baseline_session),
-        blocked_session=_session(args.blocked_session), exposure_column=args.exposure_column,
+        blocked_session=_session(args.blocked_session), test_session=_session(args.test_session),
+        retest_session=_session(args.retest_session), exposure_column=args.exposure_column,
         fit_omax=args.fit_omax, min_baseline_bpnd=args.min_baseline_bpnd)
     return Config(run, participant, group)
 

@@ -66,6 +66,9 @@ def build_parser() -> Parser:
     p.add_argument("--derivatives-only", action="store_true",
                    help="fast mode: participant-level MNI BPND maps under "
                    "OUT_DIR/derivatives/petbind instead of raw images")
+    p.add_argument("--derivatives-noise", type=float, default=0.15, metavar="LEVEL",
+                   help="--derivatives-only: SD of the maps' estimation noise as a fraction of "
+                   "(0.3 + BPND) (default 0.15; 0 writes the truth)")
     p.add_argument("--t1w", type=Path, metavar="FILE",
                    help="build every subject on this T1w (e.g. a real head) instead of a "
                    "deformed template; its MNI mapping comes from petbind's anatomical stage")
@@ -121,6 +124,8 @@ def check_exposure_options(args, sessions: list[str]) -> None:
         lo, hi = args.exposure_range
         if not 0 < lo <= hi:
             raise PetbindError("--exposure-range: 0 < LOW <= HIGH", EX_USAGE)
+    if not 0 <= args.derivatives_noise < 5:
+        raise PetbindError("--derivatives-noise: a level from 0 (e.g. 0.15)", EX_USAGE)
     if not 0 <= args.retest_cv < 0.5:
         raise PetbindError("--retest-cv: a CV from 0 to 0.5 (e.g. 0.05)", EX_USAGE)
 
@@ -146,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         exposure_range=tuple(args.exposure_range), retest_cv=args.retest_cv, seed=args.seed,
         target_model=args.target_model,
         k4_per_min=args.k4, age_effect_per_decade=args.age_effect, sex_effect=args.sex_effect,
-        derivatives_only=args.derivatives_only, t1w=args.t1w,
+        derivatives_only=args.derivatives_only, derivatives_noise=args.derivatives_noise,
+        t1w=args.t1w,
         skull_stripped=args.skull_stripped, defaced=args.deface)
     if cfg.t1w is not None and not cfg.t1w.is_file():
         raise PetbindError(f"{cfg.t1w}: no such T1w image", EX_NOINPUT)

@@ -1,0 +1,107 @@
+"""What the group level's analyses across two sessions share (occupancy, test-retest): the two
+sessions checked against the maps, each participant's maps of both, and regional BPND of both
+from the regional fits or the MNI maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bids_app import names
+from bids_app.errors import EX_USAGE, PetbindError
+from workflows.group.roi import roi_means
+from workflows.imaging.atlas import REGION_GROUPS, Grid, region_labels
+
+
+@dataclass(frozen=True)
+class SessionPair:
+    """Two sessions by role, e.g. baseline and blocked, with the options that name them."""
+
+    roles: tuple[str, str]             # e.g. ("baseline", "blocked")
+    labels: tuple[str, str]            # their ses- labels
+    options: tuple[str, str]           # e.g. ("--baseline-session", "--blocked-session")
+
+    def items(self):
+        return zip(self.roles, self.labels)
+
+
+def check_sessions(out_dir: Path, model_label: str, tracers: list[str], pair: SessionPair
+                   ) -> None:
+    """Every tracer has maps of both sessions, else a usage error listing those it has."""
+    from bids_app.group import session_of, unsmoothed_maps
+
+    for tracer in tracers:
+        have = {session_of(p) for p in unsmoothed_maps(out_dir, model_label, tracer)}
+        for option, ses in zip(pair.options, pair.labels):
+            if ses not in have:
+                shown = ", ".join(sorted(s or "(none)" for s in have))
+                raise PetbindError(f"{option} {ses}: trc-{tracer} has no {model_label} BPND "
+                                   f"maps of ses-{ses} in {out_dir}; sessions: {shown}",
+                                   EX_USAGE)
+
+
+def paired_maps(out_dir: Path, tracer: str, model_label: str, descs: tuple[str | None, ...],
+                pair: SessionPair, grid: Grid
+                ) -> tuple[dict[str, dict], list[dict]]:
+    """Each participant's maps of both sessions, keyed (role, desc), and those left out with
+    the reason (a session missing, or a map that cannot be used)."""
+    from bids_app.group import find_maps, load_map
+
+    found = {(role, desc): find_maps(out_dir, tracer, model_label, desc, ses)
+             for role, ses in pair.items() for desc in descs}
+    maps, left = {}, []
+    for sub in sorted(set().union(*found.values())):
+        missing = [f"ses-{ses}" for role, ses in pair.items() for desc in descs
+                   if sub not in found[role, desc]]
+        if missing:
+            left.append({"participant_id": sub, "reason": f"no {model_label} BPND map of "
+                         f"{missing[0]}: one session only"})
+            continue
+        try:
+            maps[sub] = {key: load_map(found[key][sub], grid) for key in found}
+        except ValueError as err:
+            left.append({"participant_id": sub, "reason": str(err)})
+    return maps, left
+
+
+def regional_values(out_dir: Path, sub: str, tracer: str, model_label: str,
+                    pair: SessionPair, maps: dict, labels: np.ndarray
+                    ) -> tuple[pd.DataFrame, str]:
+    """BPND per named region in both sessions with standard errors (BPND units): the
+    participant level's regional fits (``_kinpar.tsv``) where both sessions have them, else the
+    ROI means of the unsmoothed MNI maps (``maps[role, None]``; no standard errors). Returns the
+    table (index region; a column per role and ``<role>_se``) and its source."""
+    tables = {}
+    for role, ses in pair.items():
+        scan = names.ScanEntities(sub.removeprefix("sub-"), ses, tracer)
+        path = names.scan_file(out_dir, scan, "kinpar", ".tsv", model=model_label)
+        if path.is_file():
+            try:
+                table = pd.read_csv(path, sep="\t").set_index("region")
+                bpnd = table["BPND"].astype(float)
+                tables[role] = (bpnd, bpnd.abs() * table["BPND-se"].astype(float) / 100)
+            except (KeyError, ValueError, pd.errors.ParserError):
+                pass                        # unreadable regional fits: the maps instead
+    if len(tables) == 2:
+        columns = {}
+        for role in pair.roles:
+            columns[role], columns[f"{role}_se"] = tables[role]
+        return pd.DataFrame(columns).dropna(subset=list(pair.roles)), "regional fits"
+    regions = {r: region_labels(r) for r in REGION_GROUPS}
+    means = roi_means(np.stack([maps[role, None] for role in pair.roles]), labels, regions)
+    columns = {}
+    for role, values in zip(pair.roles, means):
+        columns[role], columns[f"{role}_se"] = values, np.nan
+    return pd.DataFrame(columns, index=pd.Index(list(regions), name="region")), "MNI maps"
+
+
+def describe_columns(path: Path, frame: pd.DataFrame, columns: dict[str, str]) -> None:
+    """``frame`` as a TSV with a JSON sidecar describing each of its columns."""
+    from bids_app.bids_io import write_json, write_tsv
+
+    write_tsv(path, frame)
+    write_json(names.sidecar(path), {c: {"Description": d} for c, d in columns.items()
+                                     if c in frame.columns})
