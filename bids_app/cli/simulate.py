@@ -40,22 +40,7 @@ def build_parser() -> Parser:
                    help="T1w voxel size (default 1.5 mm)")
     p.add_argument("--psf-fwhm", type=float, default=2.5, metavar="MM",
                    help="scanner resolution (default 2.5 mm, HRRT-like)")
-    p.add_argument("--sessions", help="e.g. baseline,blocked: the later sessions have receptor "
-                   "occupancy --occupancy")
-    p.add_argument("--occupancy", type=float, default=0.0,
-                   help="fraction of receptors blocked in the sessions after the first")
-    p.add_argument("--exposure-column", metavar="COLUMN",
-                   help="with --ec50: sub-*_sessions.tsv gets this column (e.g. dose_mg), 0 in "
-                   "the first session and the participant's exposure in the later ones")
-    p.add_argument("--ec50", type=float, metavar="VALUE",
-                   help="occupancy in the later sessions follows exposure / (exposure + EC50), "
-                   "exposures log-spaced across participants over --exposure-range x EC50")
-    p.add_argument("--exposure-range", type=float, nargs=2, default=(0.25, 4.0),
-                   metavar=("LOW", "HIGH"), help="participants' exposures as multiples of EC50 "
-                   "(default 0.25 4)")
-    p.add_argument("--retest-cv", type=float, default=0.0, metavar="CV",
-                   help="every session's regional BPND varies by this within-subject CV "
-                   "(e.g. 0.05 with --sessions test,retest)")
+    add_session_options(p)
     p.add_argument("--target-model", choices=["srtm", "2tc"], default="srtm",
                    help="one-tissue targets (SRTM holds) or two-tissue targets (default srtm)")
     p.add_argument("--k4", type=float, default=0.5, help="k4 in 1/min for --target-model 2tc")
@@ -82,6 +67,26 @@ def build_parser() -> Parser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--version", action="version", version=f"petbind {__version__}")
     return p
+
+
+def add_session_options(p: Parser) -> None:
+    """Sessions: blocked (fixed occupancy or from a dose) and test-retest."""
+    p.add_argument("--sessions", help="e.g. baseline,blocked: the later sessions have receptor "
+                   "occupancy --occupancy")
+    p.add_argument("--occupancy", type=float, default=0.0,
+                   help="fraction of receptors blocked in the sessions after the first")
+    p.add_argument("--exposure-column", metavar="COLUMN",
+                   help="with --ec50: sub-*_sessions.tsv gets this column (e.g. dose_mg), 0 in "
+                   "the first session and the participant's exposure in the later ones")
+    p.add_argument("--ec50", type=float, metavar="VALUE",
+                   help="occupancy in the later sessions follows exposure / (exposure + EC50), "
+                   "exposures log-spaced across participants over --exposure-range x EC50")
+    p.add_argument("--exposure-range", type=float, nargs=2, default=(0.25, 4.0),
+                   metavar=("LOW", "HIGH"), help="participants' exposures as multiples of EC50 "
+                   "(default 0.25 4)")
+    p.add_argument("--retest-cv", type=float, default=0.0, metavar="CV",
+                   help="every session's regional BPND varies by this within-subject CV "
+                   "(e.g. 0.05 with --sessions test,retest)")
 
 
 def parse_groups(text: str, n_subjects: int | None) -> dict[str, int]:
