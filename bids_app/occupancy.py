@@ -103,7 +103,7 @@ def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
     label, threshold = settings.model_label, settings.min_baseline_bpnd
     descs = (None, settings.smoothing_desc)
     maps, left = paired_maps(out_dir, tracer, label, descs, pair, grid)
-    rows, region_rows, smoothed = [], [], []
+    rows, region_rows, smoothed, differences = [], [], [], []
     for sub, mine in maps.items():
         try:
             values, source = regional_values(out_dir, sub, tracer, label, pair, mine, labels)
@@ -127,6 +127,7 @@ def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
                 volume, grid.affine)
             if desc is not None:
                 smoothed.append(volume)
+        differences.append(mine["baseline", descs[1]] - mine["blocked", descs[1]])
     if not rows:
         raise PetbindError(f"{out_dir}: trc-{tracer} has no participant with usable maps of "
                            f"both ses-{pair.labels[0]} and ses-{pair.labels[1]}", EX_NOINPUT)
@@ -136,11 +137,37 @@ def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
                  pd.DataFrame(left, columns=["participant_id", "reason"]), config)
     write_nifti(folder / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
                                           meas="occupancy"), mean_map(smoothed), grid.affine)
+    binding_fell(config, tracer, np.stack(differences), grid, labels, folder)
     from bids_app.occupancy_report import occupancy_report
     occupancy_report(folder, tracer, pair, occupancy_methods(config, pair),
                      settings.exposure_column)
     return (f"{len(table)} participants, mean {table['occupancy'].mean():.3f}; left out "
             f"{len(left)}")
+
+
+CONTRAST = "baselineGtBlocked"
+
+
+def binding_fell(config: Config, tracer: str, differences: np.ndarray, grid: Grid,
+                 labels: np.ndarray, folder: Path) -> None:
+    """The voxelwise paired test that BPND fell from baseline to blocked: baseline - blocked of
+    the smoothed maps, sign-flip permutations, the group analysis's cluster-level FDR."""
+    from bids_app.group import cluster_table
+    from workflows.group.glm import sign_flip_inference
+    from workflows.imaging.atlas import template_mask_on_grid
+
+    settings = config.group
+    mask = template_mask_on_grid(grid) & np.all(np.isfinite(differences), axis=0)
+    inf = sign_flip_inference(differences[:, mask], mask, settings.n_permutations,
+                              settings.cluster_threshold, settings.fdr_q, settings.seed)
+    stat = np.zeros(grid.shape)
+    stat[mask] = inf.stat
+    significant = np.isin(inf.cluster_labels, np.flatnonzero(inf.cluster_significant) + 1)
+    for desc, volume in ((None, stat), ("clusterFDR", np.where(significant, stat, 0.0))):
+        write_nifti(folder / names.group_name(tracer, "statmap", ".nii.gz", contrast=CONTRAST,
+                                              desc=desc, stat="t"), volume, grid.affine)
+    write_tsv(folder / names.group_name(tracer, "clusters", ".tsv", contrast=CONTRAST),
+              cluster_table(inf, stat, grid, labels))
 
 
 def mean_map(volumes: list[np.ndarray]) -> np.ndarray:
@@ -241,7 +268,12 @@ def occupancy_methods(config: Config, pair: SessionPair) -> list[str]:
         "intercept is reported too, a non-zero intercept indicating binding in the reference "
         "region that the drug does not displace. Voxelwise occupancy maps were computed in "
         f"MNI152NLin2009cAsym from the unsmoothed and the smoothed maps where baseline BPND "
-        f"reached {s.min_baseline_bpnd:g}, and averaged across participants. ")
+        f"reached {s.min_baseline_bpnd:g}, and averaged across participants. That binding "
+        "fell was tested voxel by voxel on the differences of the smoothed maps (baseline - "
+        "blocked) by a one-sample t test with clusters at an uncorrected p < "
+        f"{s.cluster_threshold:g}, cluster p-values from {s.n_permutations} random sign flips "
+        "of the participants (or every flip where there are no more) and cluster-level FDR "
+        f"at q = {s.fdr_q:g}. ")
     if s.exposure_column:
         text += (f"Occupancy was related to exposure ({s.exposure_column}) by "
                  "occupancy = Omax C / (C + EC50), fitted by least squares with EC50 on the log "

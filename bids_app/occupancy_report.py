@@ -111,6 +111,19 @@ def occupancy_report(folder: Path, tracer: str, pair, methods: list[str],
                                           meas="occupancy")
     parts.append("<h2>Mean occupancy (smoothed maps)</h2><img src='figures/" +
                  map_figure(mean_path, figdir / f"{prefix}_mean.png") + "'>")
+    contrast = "baselineGtBlocked"
+    thresholded = folder / names.group_name(tracer, "statmap", ".nii.gz", contrast=contrast,
+                                            desc="clusterFDR", stat="t")
+    clusters = pd.read_csv(folder / names.group_name(tracer, "clusters", ".tsv",
+                                                     contrast=contrast), sep="\t")
+    parts.append("<h2>Where binding fell (baseline &gt; blocked, cluster-level FDR)</h2>")
+    if clusters["significant"].any():
+        from bids_app.group_report import glass_figure
+        parts.append("<img src='figures/" + glass_figure(
+            thresholded, figdir / f"{prefix}_{contrast}.png", contrast) + "'>")
+    else:
+        parts.append("<p>No cluster survives cluster-level FDR.</p>")
+    parts.append(clusters.to_html(index=False, float_format="%.4g"))
     parts.append("<h2>Regional occupancy (mean over participants)</h2>" +
                  table("regionmean").to_html(index=False, float_format="%.3f"))
     parts.append("<h2>Participants</h2>" + participants.to_html(index=False,

@@ -367,3 +367,27 @@ def test_several_sessions_need_session_label_and_it_picks_that_sessions_maps(tmp
     assert len(tables["blocked"]) == 4
     ratio = tables["blocked"]["thalamus"] / tables["baseline"]["thalamus"]
     np.testing.assert_allclose(ratio, 0.5, atol=0.05)
+
+
+def test_sign_flip_test_is_exact_for_small_samples_and_nominal_under_the_null():
+    # Paired differences: with 5 participants every one of the 2^5 - 1 sign flips is used (the
+    # exact test), and a voxel whose 5 differences are all positive has an FWE p of 1/32 at
+    # best, as enumeration says. Under the null (smooth Gaussian differences, 12 participants,
+    # 10 repetitions), runs with a cluster-FDR-significant cluster are binomial(10, <= 0.025).
+    from workflows.group.glm import sign_flip_inference
+    grid = mni_grid(4.0)
+    mask = template_mask_on_grid(grid)
+    rng = np.random.default_rng(5)
+    small = rng.standard_normal((5, int(mask.sum()))) + 3.0
+    inf = sign_flip_inference(small, mask, n_permutations=1000, cluster_p=0.05)
+    assert inf.exact and inf.n_permutations == 31
+    assert inf.voxel_p_perm_fwe.min() >= 1 / 32 - 1e-12
+    t = small.mean(0) / (small.std(0, ddof=1) / np.sqrt(5))
+    np.testing.assert_allclose(inf.stat, t, rtol=1e-10)
+    false_runs = 0
+    for rep in range(10):
+        noise = rng.standard_normal((12, *grid.shape))
+        d = np.stack([ndimage.gaussian_filter(m, 8 / 2.3548 / 4) for m in noise])[:, mask]
+        inf = sign_flip_inference(d, mask, n_permutations=100, cluster_p=0.01, seed=rep)
+        false_runs += bool(inf.cluster_significant.any())
+    assert false_runs <= 2

@@ -149,7 +149,7 @@ from bids_app.cli.simulate import main as simulate_main  # noqa: E402
 from workflows.imaging.atlas import mni_grid, template_mask_on_grid  # noqa: E402
 
 OCCUPANCY = ["--analysis", "occupancy", "--baseline-session", "baseline", "--blocked-session",
-             "blocked"]
+             "blocked", "--n-permutations", "200"]
 
 
 def simulate_sessions(ds, *args):
@@ -219,6 +219,26 @@ def test_every_table_column_is_described_and_the_report_shows_the_analysis(dosed
     report = (folder / "trc-carfentanil_report.html").read_text()
     assert "EC50" in report and "Occupancy plot per participant" in report
     assert (folder / "logs" / "CITATION.md").read_text().count("Lassen") >= 1
+
+
+def test_binding_fell_where_the_drug_occupies_and_not_without_it(dosed, tmp_path):
+    # The paired voxelwise test: with occupancy 0.2-0.8 binding fell across the brain (a
+    # significant cluster covering most of the tested voxels); with occupancy 0 (8
+    # participants, only estimation noise between sessions) no cluster survives.
+    folder, _ = dosed
+    clusters = pd.read_csv(folder / "trc-carfentanil_contrast-baselineGtBlocked_clusters.tsv",
+                           sep="\t")
+    assert clusters["significant"].any()
+    assert clusters.loc[clusters["significant"], "size_voxels"].sum() > 50_000
+    ds, out = simulate_sessions(tmp_path / "ds", "--n-subjects", "8", "--occupancy", "0",
+                                "--seed", "12")
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", *OCCUPANCY,
+                                             "-q"]) == 0
+    null = pd.read_csv(out / "group" / "occupancy" /
+                       "trc-carfentanil_contrast-baselineGtBlocked_clusters.tsv", sep="\t")
+    assert not null["significant"].any()
+    fits = table(out / "group" / "occupancy", "participant")
+    assert fits["occupancy"].abs().max() < 0.05          # the noise of the dosed test
 
 
 def test_high_occupancy_is_recovered_within_002(tmp_path):
