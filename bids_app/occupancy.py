@@ -87,13 +87,14 @@ def occupancy_map(baseline: np.ndarray, blocked: np.ndarray, min_bpnd: float) ->
     return out
 
 
-def participant_row(sub: str, fit, source: str, exposure: float | None) -> dict:
+def participant_row(sub: str, fit, source: str) -> dict:
+    """A participant's occupancy-plot fit; the exposure is filled in later, where given."""
     return {"participant_id": sub, "occupancy": fit.occupancy,
             "occupancy_ci_low": fit.occupancy_low, "occupancy_ci_high": fit.occupancy_high,
             "slope": fit.slope, "intercept": fit.intercept,
             "intercept_ci_low": fit.intercept_low, "intercept_ci_high": fit.intercept_high,
             "intercept_p": fit.intercept_p, "n_regions": fit.n_regions,
-            "regional_source": source, "exposure": np.nan if exposure is None else exposure}
+            "regional_source": source, "exposure": np.nan}
 
 
 def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
@@ -110,7 +111,9 @@ def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
             plotted = values[values["baseline"] >= threshold]
             fit = occupancy_plot(plotted["baseline"], plotted["blocked"])
         except ValueError as err:
-            left.append({"participant_id": sub, "reason": str(err)})
+            left.append({"participant_id": sub, "reason": f"{err} (regions with baseline BPND "
+                         f">= {threshold:g}; a tracer of low binding needs a lower "
+                         "--min-baseline-bpnd)"})
             continue
         occ, se = regional_occupancy(values["baseline"], values["blocked"],
                                      values["baseline_se"], values["blocked_se"])
@@ -118,7 +121,7 @@ def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
                          "bpnd_blocked": k, "occupancy": o, "occupancy_se": e,
                          "in_plot": bool(b >= threshold)} for region, b, k, o, e in zip(
                             values.index, values["baseline"], values["blocked"], occ, se)]
-        rows.append(participant_row(sub, fit, source, None))
+        rows.append(participant_row(sub, fit, source))
         for desc in descs:
             volume = occupancy_map(mine["baseline", desc], mine["blocked", desc], threshold)
             write_nifti(folder / names.filename(
@@ -129,8 +132,10 @@ def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
                 smoothed.append(volume)
         differences.append(mine["baseline", descs[1]] - mine["blocked", descs[1]])
     if not rows:
-        raise PetbindError(f"{out_dir}: trc-{tracer} has no participant with usable maps of "
-                           f"both ses-{pair.labels[0]} and ses-{pair.labels[1]}", EX_NOINPUT)
+        why = f" ({left[-1]['participant_id']}: {left[-1]['reason']})" if left else ""
+        raise PetbindError(f"{out_dir}: trc-{tracer} has no participant whose occupancy can be "
+                           f"estimated from ses-{pair.labels[0]} and ses-{pair.labels[1]}{why}",
+                           EX_NOINPUT)
     table = pd.DataFrame(rows)
     exposure_fit, skipped = exposure_curve(config, table, pair)
     write_tables(folder, tracer, table, pd.DataFrame(region_rows), exposure_fit, skipped,

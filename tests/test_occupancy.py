@@ -279,6 +279,11 @@ def test_occupancy_bad_input_one_line_each(tmp_path, capsys):
     assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--blocked-session",
                                              "blocked"]) == 64
     assert "--analysis occupancy" in capsys.readouterr().err
+    # a threshold no region reaches (as for a tracer of low binding): every participant is left
+    # out, and the one line says which option to lower
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", *OCCUPANCY,
+                                             "--min-baseline-bpnd", "50"]) == 66
+    assert "lower --min-baseline-bpnd" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_occupancy_and_group_comparison_results_live_side_by_side(tmp_path):
