@@ -52,14 +52,15 @@ def read_exposures(bids_dir: Path, subjects: list[str], column: str, session: st
     """Each participant's exposure in ``session``: the ``column`` of its row in
     ``sub-*_sessions.tsv``, else of participants.tsv (a value that does not change); a missing
     or non-numeric value is an error naming the file."""
+    from bids_app.group import read_participants
+
     participants = bids_dir / "participants.tsv"
-    fallback = (pd.read_csv(participants, sep="\t", dtype=str, keep_default_na=False)
-                .set_index("participant_id") if participants.is_file() else pd.DataFrame())
+    fallback = (read_participants(bids_dir)[0].set_index("participant_id")
+                if participants.is_file() else pd.DataFrame())
     out = {}
     for sub in subjects:
         path = bids_dir / sub / f"{sub}_sessions.tsv"
-        table = (pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-                 if path.is_file() else pd.DataFrame())
+        table = text_table(path)
         if column in table.columns and "session_id" in table.columns:
             rows = table.loc[table["session_id"].isin([f"ses-{session}", session]), column]
             if rows.empty:
@@ -68,6 +69,7 @@ def read_exposures(bids_dir: Path, subjects: list[str], column: str, session: st
             value = rows.iloc[0]
         elif column in fallback.columns and sub in fallback.index:
             path, value = participants, fallback.loc[sub, column]
+            value = "n/a" if pd.isna(value) else str(value)
         else:
             raise PetbindError(f"{path}: no column {column!r} for --exposure-column (nor in "
                                f"{participants.name}); add it", EX_USAGE)
@@ -77,6 +79,17 @@ def read_exposures(bids_dir: Path, subjects: list[str], column: str, session: st
                                "a non-negative number; fix it", EX_DATAERR)
         out[sub] = float(number)
     return out
+
+
+def text_table(path: Path) -> pd.DataFrame:
+    """A TSV as text (empty where there is no file); an unreadable one is an error naming it."""
+    if not path.is_file():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise PetbindError(f"{path}: not a readable TSV ({err}); fix the file",
+                           EX_DATAERR) from None
 
 
 def occupancy_map(baseline: np.ndarray, blocked: np.ndarray, min_bpnd: float) -> np.ndarray:

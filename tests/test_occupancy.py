@@ -272,6 +272,10 @@ def test_occupancy_bad_input_one_line_each(tmp_path, capsys):
                                              "--exposure-column", "dose_mg"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 65 and "sub-02_sessions.tsv" in err[-1] and "'ten'" in err[-1]
+    sessions.write_bytes(b"session_id\tdose_mg\n\xff\xfe\x00bad\n")     # not text
+    assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", *OCCUPANCY,
+                                             "--exposure-column", "dose_mg"]) == 65
+    assert "sub-02_sessions.tsv: not a readable TSV" in capsys.readouterr().err
     assert run_cli("petbind", petbind_main, [
         str(ds), str(out), "group", "--analysis", "occupancy", "--baseline-session", "baseline",
         "--blocked-session", "placebo"]) == 64
@@ -300,3 +304,21 @@ def test_occupancy_and_group_comparison_results_live_side_by_side(tmp_path):
         assert run_cli("petbind", petbind_main, first) == 0
         assert run_cli("petbind", petbind_main, second) == 0
         assert stats.is_file() and fits.is_file()
+
+
+def test_an_exposure_that_does_not_change_may_come_from_participants_tsv(tmp_path):
+    # Without sub-*_sessions.tsv, the exposure column is read from participants.tsv (BIDS puts
+    # values that do not change between sessions there); n/a there is an error naming it.
+    ds, out = simulate_sessions(tmp_path / "ds", "--n-subjects", "4", "--occupancy", "0.5",
+                                "--seed", "13")
+    participants = pd.read_csv(ds / "participants.tsv", sep="\t")
+    participants["plasma_ng_ml"] = [1.5, 2.0, 4.0, 8.0]
+    participants.to_csv(ds / "participants.tsv", sep="\t", index=False)
+    args = [str(ds), str(out), "group", *OCCUPANCY, "--exposure-column", "plasma_ng_ml", "-q"]
+    assert run_cli("petbind", petbind_main, args) == 0
+    fits = table(out / "group" / "occupancy", "participant").set_index("participant_id")
+    assert fits["exposure"].to_dict() == {"sub-01": 1.5, "sub-02": 2.0, "sub-03": 4.0,
+                                          "sub-04": 8.0}
+    participants["plasma_ng_ml"] = ["1.5", "n/a", "4", "8"]
+    participants.to_csv(ds / "participants.tsv", sep="\t", index=False)
+    assert run_cli("petbind", petbind_main, args) == 65
