@@ -68,8 +68,8 @@ def scatter(mask: np.ndarray, values: np.ndarray, order: str, dtype=np.float32) 
 def voxel_tacs(data: np.ndarray, mask: np.ndarray, reuse: bool = False) -> np.ndarray:
     """The (voxels, frames) TACs of ``mask``'s voxels in a 4D image, voxels in the order the
     image stores them (:func:`memory_order`: numpy's ``data[mask]`` for a row-major image),
-    gathered frame by frame by a boolean mask: one sequential pass over each frame, several
-    times faster than an index in another order. Column-major, in the image's dtype. With
+    gathered frame by frame by a boolean mask: one sequential pass over each frame, faster
+    than an index in another order (docs/validation.md: speed). Column-major, in the image's dtype. With
     ``reuse`` and a column-major ``data``, the TACs overwrite the start of ``data``'s memory
     (frame f's voxels go where frames up to f were, read already): no second image-sized
     array."""
@@ -143,7 +143,7 @@ def fit_info(fitted: VoxelwiseFit, model: KineticModel, settings: ModelSettings,
 def save_map(volume: np.ndarray, affine: np.ndarray, path: Path) -> None:
     """A 3D map as NIfTI-1; a ``.gz`` name is gzip-compressed by zlib with run-length matching
     only (Z_RLE): float maps hold few repeats beyond runs of zeros, so it compresses as well as
-    level 1 in a third of the time (docs/validation.md). One zlib call releases the GIL: maps
+    level 1, faster (docs/validation.md: speed). One zlib call releases the GIL: maps
     written on threads compress side by side. No time stamp: the same bytes for the same map."""
     img = nib.Nifti1Image(volume, affine)
     img.header.set_xyzt_units("mm")
