@@ -69,10 +69,10 @@ def voxel_tacs(data: np.ndarray, mask: np.ndarray, reuse: bool = False) -> np.nd
     """The (voxels, frames) TACs of ``mask``'s voxels in a 4D image, voxels in the order the
     image stores them (:func:`memory_order`: numpy's ``data[mask]`` for a row-major image),
     gathered frame by frame by a boolean mask: one sequential pass over each frame, faster
-    than an index in another order (docs/validation.md: speed). Column-major, in the image's dtype. With
-    ``reuse`` and a column-major ``data``, the TACs overwrite the start of ``data``'s memory
-    (frame f's voxels go where frames up to f were, read already): no second image-sized
-    array."""
+    than an index in another order (docs/validation.md: speed). Column-major, in the image's
+    dtype. With ``reuse`` and a column-major ``data``, the TACs overwrite the start of
+    ``data``'s memory (frame f's voxels go where frames up to f were, read already): no second
+    image-sized array."""
     order = memory_order(data)
     selected = mask.ravel(order=order)
     n_frames, n = data.shape[3], int(np.count_nonzero(selected))

@@ -92,9 +92,10 @@ def best_basis(yw: NDArray[np.float64], q2t32: NDArray[np.float32], q2: NDArray[
                ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     """The basis of least weighted RSS, argmax_i (q2_i . yw)^2, for each row of ``yw``, and
     the projection q2_best . yw (float64): the projections on every basis in float32 (faster
-    than float64; docs/validation.md: speed), then the choice and its :data:`CHECKED_NEIGHBOURS` neighbours on either
-    side compared in float64, so that the rounding of float32 does not decide between bases
-    whose fits differ by less than it (docs/validation.md: the same choice as float64)."""
+    than float64; docs/validation.md: speed), then the choice and its
+    :data:`CHECKED_NEIGHBOURS` neighbours on either side compared in float64, so that the
+    rounding of float32 does not decide between bases whose fits differ by less than it
+    (docs/validation.md: the same choice as float64)."""
     p2 = yw.astype(np.float32) @ q2t32            # (V, K) projections on each basis
     np.square(p2, out=p2)
     rough = np.argmax(p2, axis=1)
