@@ -115,6 +115,9 @@ class ParticipantConfig:
 
 
 ANALYSES = ("groups", "occupancy", "retest")
+# the two sessions of each two-session analysis by role: option --<role>-session, field
+# <role>_session of GroupConfig
+SESSION_ROLES = {"occupancy": ("baseline", "blocked"), "retest": ("test", "retest")}
 
 
 @dataclass
@@ -162,10 +165,8 @@ class GroupConfig:
                                f"one voxelwise model: {', '.join(voxelwise_models())}", EX_USAGE)
 
     def _check_analysis(self) -> None:
-        sessions = {"occupancy": {"--baseline-session": self.baseline_session,
-                                  "--blocked-session": self.blocked_session},
-                    "retest": {"--test-session": self.test_session,
-                               "--retest-session": self.retest_session}}
+        sessions = {analysis: {f"--{role}-session": getattr(self, f"{role}_session")
+                               for role in roles} for analysis, roles in SESSION_ROLES.items()}
         if self.analysis not in ANALYSES:
             raise PetbindError(f"--analysis {self.analysis}: one of {', '.join(ANALYSES)}",
                                EX_USAGE)

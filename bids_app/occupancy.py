@@ -19,16 +19,10 @@ from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from workflows.group.occupancy import (ExposureFit, fit_exposure_occupancy, occupancy_plot,
                                        regional_occupancy)
 from bids_app.paired import (SessionPair, check_sessions, describe_columns, paired_maps,
-                             regional_values)
+                             regional_values, session_pair)
 from workflows.imaging.atlas import Grid, atlas_on_grid, mni_grid
 
 FOLDER = "occupancy"
-
-
-def session_pair(config: Config) -> SessionPair:
-    return SessionPair(("baseline", "blocked"), (config.group.baseline_session,
-                                                 config.group.blocked_session),
-                       ("--baseline-session", "--blocked-session"))
 
 
 def run_occupancy(config: Config, out_dir: Path, tracers: list[str]) -> None:

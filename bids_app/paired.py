@@ -28,6 +28,15 @@ class SessionPair:
         return zip(self.roles, self.labels)
 
 
+def session_pair(config) -> SessionPair:
+    """The two sessions of the run's analysis (``config.group.analysis``: occupancy, retest)."""
+    from bids_app.config import SESSION_ROLES
+
+    roles = SESSION_ROLES[config.group.analysis]
+    return SessionPair(roles, tuple(getattr(config.group, f"{r}_session") for r in roles),
+                       tuple(f"--{r}-session" for r in roles))
+
+
 def check_sessions(out_dir: Path, model_label: str, tracers: list[str], pair: SessionPair
                    ) -> None:
     """Every tracer has maps of both sessions, else a usage error listing those it has."""

@@ -17,7 +17,7 @@ from bids_app.boilerplate import intro, render_html, write_citation
 from bids_app.config import Config
 from bids_app.errors import EX_NOINPUT, PetbindError
 from bids_app.paired import (SessionPair, check_sessions, describe_columns, paired_maps,
-                             regional_values)
+                             regional_values, session_pair)
 from workflows.group.reliability import STATISTICS, reliability
 from workflows.imaging.atlas import SEED_ROIS, atlas_on_grid, mni_grid, template_mask_on_grid
 
@@ -39,12 +39,6 @@ COLUMNS = {
     "icc_1_1": "intraclass correlation ICC(1,1), one-way random",
     "sem": "standard error of measurement, sqrt(MS_error) of the two-way ANOVA (BPND units)",
 }
-
-
-def session_pair(config: Config) -> SessionPair:
-    return SessionPair(("test", "retest"), (config.group.test_session,
-                                            config.group.retest_session),
-                       ("--test-session", "--retest-session"))
 
 
 def run_retest(config: Config, out_dir: Path, tracers: list[str]) -> None:
