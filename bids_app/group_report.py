@@ -48,6 +48,23 @@ def mean_map_figure(mean_map: Path, path: Path) -> str:
     return path.name
 
 
+def fraction_map_figure(image: Path, path: Path, title: str) -> str:
+    """Axial slices of a map of values from 0 to 1 (occupancy, ICC); NaN, where the value is
+    not defined, shows as no colour."""
+    from nilearn import plotting
+
+    img = nib.load(image)
+    shown = nib.Nifti1Image(np.nan_to_num(np.asarray(img.dataobj)), img.affine)
+    display = plotting.plot_stat_map(shown, display_mode="z",
+                                     cut_coords=[-20, -10, 0, 10, 20, 40], cmap="viridis",
+                                     colorbar=True, title=title, black_bg=False,
+                                     symmetric_cbar=False, vmin=0, vmax=1)
+    check_write(path).parent.mkdir(parents=True, exist_ok=True)
+    display.savefig(str(path), dpi=80)
+    display.close()
+    return path.name
+
+
 def glass_figure(stat_map: Path, path: Path, title: str) -> str:
     from nilearn import plotting
 

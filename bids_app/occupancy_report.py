@@ -12,7 +12,7 @@ import pandas as pd
 from bids_app import __version__, names
 from bids_app.bids_io import write_text
 from bids_app.boilerplate import render_html
-from bids_app.group_report import _save, plain, plt
+from bids_app.group_report import _save, fraction_map_figure, plain, plt
 from bids_app.reports import html_page
 
 
@@ -67,22 +67,6 @@ def exposure_figure(participants: pd.DataFrame, fit: pd.Series, column: str,
     return _save(fig, path)
 
 
-def map_figure(mean_map: Path, path: Path) -> str:
-    import nibabel as nib
-    from nilearn import plotting
-
-    img = nib.load(mean_map)           # NaN (undefined occupancy) shows as no colour
-    shown = nib.Nifti1Image(np.nan_to_num(np.asarray(img.dataobj)), img.affine)
-    display = plotting.plot_stat_map(shown, display_mode="z",
-                                     cut_coords=[-20, -10, 0, 10, 20, 40], cmap="viridis",
-                                     colorbar=True, title="mean occupancy", black_bg=False,
-                                     symmetric_cbar=False, vmin=0, vmax=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    display.savefig(str(path), dpi=80)
-    display.close()
-    return path.name
-
-
 def occupancy_report(folder: Path, tracer: str, pair, methods: list[str],
                      exposure_column: str | None) -> Path:
     def table(desc: str, suffix: str = "occupancy") -> pd.DataFrame:
@@ -110,7 +94,8 @@ def occupancy_report(folder: Path, tracer: str, pair, methods: list[str],
     mean_path = folder / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
                                           meas="occupancy")
     parts.append("<h2>Mean occupancy (smoothed maps)</h2><img src='figures/" +
-                 map_figure(mean_path, figdir / f"{prefix}_mean.png") + "'>")
+                 fraction_map_figure(mean_path, figdir / f"{prefix}_mean.png",
+                                     "mean occupancy") + "'>")
     contrast = "baselineGtBlocked"
     thresholded = folder / names.group_name(tracer, "statmap", ".nii.gz", contrast=contrast,
                                             desc="clusterFDR", stat="t")

@@ -145,23 +145,9 @@ def bland_altman_figure(regional: pd.DataFrame, table: pd.DataFrame, path: Path)
     return _save(fig, path)
 
 
-def icc_figure(stat_map: Path, path: Path) -> str:
-    import nibabel as nib
-    from nilearn import plotting
-
-    img = nib.load(stat_map)
-    shown = nib.Nifti1Image(np.nan_to_num(np.asarray(img.dataobj)), img.affine)
-    display = plotting.plot_stat_map(shown, display_mode="z", cut_coords=[-20, -10, 0, 10, 20, 40],
-                                     cmap="viridis", colorbar=True, title="ICC(3,1)",
-                                     black_bg=False, symmetric_cbar=False, vmin=0, vmax=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    display.savefig(str(path), dpi=80)
-    display.close()
-    return path.name
-
-
 def retest_report(folder: Path, tracer: str, pair: SessionPair, regional: pd.DataFrame,
                   table: pd.DataFrame, methods: list[str], desc: str | None) -> Path:
+    from bids_app.group_report import fraction_map_figure
     from bids_app.reports import html_page
 
     figdir, prefix = folder / "figures", f"trc-{tracer}"
@@ -178,7 +164,7 @@ def retest_report(folder: Path, tracer: str, pair: SessionPair, regional: pd.Dat
              "'>", "<h2>Reliability per region</h2>" +
              table.to_html(index=False, float_format="%.3f"),
              "<h2>ICC(3,1) voxel by voxel</h2><img src='figures/" +
-             icc_figure(icc_map, figdir / f"{prefix}_icc.png") + "'>",
+             fraction_map_figure(icc_map, figdir / f"{prefix}_icc.png", "ICC(3,1)") + "'>",
              "<h2>Participants left out</h2>" + (left.to_html(index=False) if len(left)
                                                   else "<p>None.</p>"),
              "<h2>Methods</h2>" + render_html(methods)]
