@@ -4,25 +4,27 @@ simulated participants with known between- and within-subject variation."""
 import numpy as np
 import pandas as pd
 import pytest
-import statsmodels.formula.api as smf
-from statsmodels.stats.anova import anova_lm
+import statsmodels.api as sm
 
 from workflows.group.reliability import reliability
 
 
 def test_intraclass_correlations_equal_the_anova_mean_squares():
-    # Independent route: statsmodels' two-way ANOVA (subject + session) and the one-way ANOVA
-    # (subject) give MS_subjects, MS_error and MS_within; Shrout and Fleiss's ICC(3,1) and
-    # ICC(1,1) and SEM = sqrt(MS_error) from them must equal ours.
+    # Independent route: statsmodels' least squares on the explicit designs of the two-way
+    # ANOVA (subject + session) and the one-way ANOVA (subject) give MS_error and MS_within as
+    # residual mean squares, MS_subjects from the subject term's extra sum of squares; Shrout
+    # and Fleiss's ICC(3,1) and ICC(1,1) and SEM = sqrt(MS_error) from them must equal ours.
     rng = np.random.default_rng(0)
     true = rng.normal(2.0, 0.4, 15)
     test, retest = true + rng.normal(0, 0.15, 15), true + 0.05 + rng.normal(0, 0.15, 15)
-    long = pd.DataFrame({"y": np.concatenate([test, retest]), "subject": np.tile(
-        np.arange(15), 2).astype(str), "session": np.repeat(["t", "r"], 15)})
-    two = anova_lm(smf.ols("y ~ C(subject) + C(session)", long).fit())
-    one = anova_lm(smf.ols("y ~ C(subject)", long).fit())
-    msr, mse = two.loc["C(subject)", "mean_sq"], two.loc["Residual", "mean_sq"]
-    msw = one.loc["Residual", "mean_sq"]
+    y = np.concatenate([test, retest])
+    subject = np.tile(np.eye(15), (2, 1))                       # one column per participant
+    session = np.repeat([0.0, 1.0], 15)[:, None]
+    two = sm.OLS(y, np.hstack([subject, session])).fit()
+    one = sm.OLS(y, subject).fit()
+    without_subject = sm.OLS(y, sm.add_constant(session)).fit()
+    mse, msw = two.mse_resid, one.mse_resid
+    msr = (without_subject.ssr - two.ssr) / 14
     got = reliability(test[:, None], retest[:, None])
     assert got["icc_3_1"][0] == pytest.approx((msr - mse) / (msr + mse), rel=1e-10)
     assert got["icc_1_1"][0] == pytest.approx((msr - msw) / (msr + msw), rel=1e-10)
