@@ -183,25 +183,35 @@ def permutation_inference(x: NDArray, y: NDArray, mask: NDArray[np.bool_], contr
     p = p_values(stat, contrast, df1, dof)
     threshold = float(stats.f.isf(cluster_p, df1, dof) if contrast.is_f
                       else stats.t.isf(cluster_p, dof))
-    labels, n = clusters(mask, stat > threshold)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-
     orderings = _permutations(x.shape[0], n_permutations, seed)
     exact = len(orderings) == math.factorial(x.shape[0]) - 1
-    n_permutations = len(orderings)
     fast = _FastGLM(x, y, contrast, nuisance).as_float32()
+    batch = 16
+    null_stats = (row for i in range(0, len(orderings), batch)
+                  for row in fast.batch(orderings[i:i + batch]))
+    return _cluster_inference(stat, effect, p, mask, threshold, null_stats, len(orderings),
+                              exact, q, (df1, dof))
+
+
+def _cluster_inference(stat: NDArray, effect: NDArray, p: NDArray, mask: NDArray[np.bool_],
+                       threshold: float, null_stats, n_null: int, exact: bool, q: float,
+                       df: tuple[int, int]) -> Inference:
+    """Clusters of ``stat`` (the mask's voxels) above ``threshold``, and their uncorrected and
+    FWE p-values from the clusters of ``n_null`` null statistics (an iterable of arrays like
+    ``stat``), Benjamini-Hochberg over the cluster p-values, voxel FWE p from the null maxima
+    and voxel-level FDR of the parametric ``p``."""
+    labels, n = clusters(mask, stat > threshold)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     # label null clusters inside the mask's bounding box only (same clusters, less work)
     corner = np.argwhere(mask)
     box = tuple(slice(a, b + 1) for a, b in zip(corner.min(axis=0), corner.max(axis=0)))
     mask_box = mask[box]
     null_sizes: list[int] = []
-    max_sizes = np.zeros(n_permutations)
-    max_stats = np.zeros(n_permutations)
-    batch = 16
-    stats_batches = (fast.batch(orderings[i:i + batch]) for i in range(0, len(orderings), batch))
-    for i, s in enumerate(row for block in stats_batches for row in block):
+    max_sizes = np.zeros(n_null)
+    max_stats = np.zeros(n_null)
+    for i, s in enumerate(null_stats):
         max_stats[i] = s.max()
-        lab, k = clusters(mask_box, s > threshold)
+        lab, k = clusters(mask_box, s > threshold)      # the mask's voxels, same order
         if k:
             sz = np.bincount(lab.ravel(), minlength=k + 1)[1:]
             null_sizes.extend(sz.tolist())
@@ -210,15 +220,14 @@ def permutation_inference(x: NDArray, y: NDArray, mask: NDArray[np.bool_], contr
     # uncorrected cluster p: chance that a null cluster is at least this large
     p_unc = np.array([(1 + (null.size - np.searchsorted(null, s, side="left"))) /
                       (1 + null.size) for s in sizes])
-    p_fwe = np.array([(1 + np.sum(max_sizes >= s)) / (1 + n_permutations) for s in sizes])
+    p_fwe = np.array([(1 + np.sum(max_sizes >= s)) / (1 + n_null) for s in sizes])
     significant, q_values = bh_fdr(p_unc, q)
     max_sorted = np.sort(max_stats)
     voxel_fwe = (1 + max_sorted.size - np.searchsorted(max_sorted, stat, side="left")) / (
-        1 + n_permutations)
+        1 + n_null)
     voxel_sig, _ = bh_fdr(p, q)
     return Inference(stat, effect, p, z_from_p(p), labels, sizes, p_unc, q_values, p_fwe,
-                     significant, voxel_fwe, voxel_sig, threshold, (df1, dof),
-                     n_permutations, exact)
+                     significant, voxel_fwe, voxel_sig, threshold, df, n_null, exact)
 
 
 def _sign_flips(n: int, n_permutations: int, seed: int) -> NDArray:
@@ -251,33 +260,11 @@ def sign_flip_inference(d: NDArray, mask: NDArray[np.bool_], n_permutations: int
     stat = t_of(mean)
     p = stats.t.sf(stat, dof)
     threshold = float(stats.t.isf(cluster_p, dof))
-    labels, k = clusters(mask, stat > threshold)
-    sizes = np.bincount(labels.ravel(), minlength=k + 1)[1:]
     flips = _sign_flips(n, n_permutations, seed)
-    corner = np.argwhere(mask)
-    box = tuple(slice(a, b + 1) for a, b in zip(corner.min(axis=0), corner.max(axis=0)))
-    mask_box = mask[box]
-    null_sizes, max_sizes, max_stats = [], np.zeros(len(flips)), np.zeros(len(flips))
-    for lo in range(0, len(flips), 16):
-        for i, s in enumerate(t_of(flips[lo:lo + 16] @ d / n), start=lo):
-            max_stats[i] = s.max()
-            lab, m = clusters(mask_box, s > threshold)      # the mask's voxels, same order
-            if m:
-                sz = np.bincount(lab.ravel(), minlength=m + 1)[1:]
-                null_sizes.extend(sz.tolist())
-                max_sizes[i] = sz.max()
-    null = np.sort(np.asarray(null_sizes, dtype=float))
-    p_unc = np.array([(1 + (null.size - np.searchsorted(null, c, side="left"))) /
-                      (1 + null.size) for c in sizes])
-    p_fwe = np.array([(1 + np.sum(max_sizes >= c)) / (1 + len(flips)) for c in sizes])
-    significant, q_values = bh_fdr(p_unc, q)
-    max_sorted = np.sort(max_stats)
-    voxel_fwe = (1 + max_sorted.size - np.searchsorted(max_sorted, stat, side="left")) / (
-        1 + len(flips))
-    voxel_sig, _ = bh_fdr(p, q)
-    return Inference(stat, mean, p, z_from_p(p), labels, sizes, p_unc, q_values, p_fwe,
-                     significant, voxel_fwe, voxel_sig, threshold, (1, dof), len(flips),
-                     len(flips) == 2 ** n - 1)
+    null_stats = (row for lo in range(0, len(flips), 16)
+                  for row in t_of(flips[lo:lo + 16] @ d / n))
+    return _cluster_inference(stat, mean, p, mask, threshold, null_stats, len(flips),
+                              len(flips) == 2 ** n - 1, q, (1, dof))
 
 
 def tfce_inference(x: NDArray, y: NDArray, mask_img, contrast: Contrast, nuisance: list[int],
