@@ -15,6 +15,10 @@ from ._k2prime import FixedK2PrimeModel
 from .srtm import BOUNDS
 
 
+# least squares runs from the starts of lowest cost only (a start's cost is one evaluation)
+N_POLISHED = 3
+
+
 def fit_one(timing: FrameTiming, ref: NDArray[np.float64], y: NDArray[np.float64],
             weights: ArrayLike, k2prime_per_min: float) -> dict:
     sw = np.sqrt(np.asarray(weights, dtype=np.float64))
@@ -27,7 +31,7 @@ def fit_one(timing: FrameTiming, ref: NDArray[np.float64], y: NDArray[np.float64
         return sw * (y - (r1 * ref + r1 * (k2prime_per_min - k2a) * conv))
 
     starts = [np.array([r1, k2a]) for r1 in (0.6, 1.0, 1.5) for k2a in (0.01, 0.05, 0.2, 0.5)]
-    res = best_of_starts(residuals, starts, lower, upper)
+    res = best_of_starts(residuals, starts, lower, upper, n_polished=N_POLISHED)
     r1, k2a = res.x
     wrss = float(2.0 * res.cost)
     cov = covariance(res.jac, wrss)
