@@ -58,28 +58,56 @@ def convolve_exponentials(timing: FrameTiming, tac: ArrayLike,
     -------
     (n_theta, n_frames) array, in the TAC's unit x minutes.
     """
-    tac = np.asarray(tac, dtype=np.float64)
-    theta = np.atleast_1d(np.asarray(theta_per_min, dtype=np.float64))
-    if np.any(theta <= 0):
-        raise ValueError("theta must be positive (1/min)")
-    grid, f = _interpolant_grid(timing, tac)
-    h = np.diff(grid)                                  # (n_seg,)
-    slope = np.diff(f) / h
-    th = theta[:, None]                                # (n_theta, 1)
-    decay = np.exp(-th * h)                            # (n_theta, n_seg)
-    one_minus = -np.expm1(-th * h)
-    gain_level = one_minus / th                        # integral of exp(-theta (h - u)) du
-    gain_slope = (th * h - one_minus) / th**2          # integral of u exp(-theta (h - u)) du
-    increments = f[:-1] * gain_level + slope * gain_slope
-    b = np.zeros((theta.size, grid.size))
-    for k in range(h.size):                            # a few dozen knots; vectorised over theta
+    return ReferenceConvolver(timing, tac)(theta_per_min)
+
+
+class ReferenceConvolver:
+    """:func:`convolve_exponentials` of one reference TAC, its interpolant prepared once (an
+    iterative fit convolves the same TAC hundreds of times)."""
+
+    def __init__(self, timing: FrameTiming, tac: ArrayLike) -> None:
+        self.grid, self.f = _interpolant_grid(timing, np.asarray(tac, dtype=np.float64))
+        self.h = np.diff(self.grid)                                  # (n_seg,)
+        self.slope = np.diff(self.f) / self.h
+        integral_f = np.concatenate([[0.0], np.cumsum(0.5 * (self.f[1:] + self.f[:-1])
+                                                      * self.h)])
+        self.start = np.searchsorted(self.grid, timing.start_min)
+        self.end = np.searchsorted(self.grid, timing.end_min)
+        self.frame_integral_f = integral_f[self.end] - integral_f[self.start]
+        self.duration_min = timing.duration_min
+
+    def __call__(self, theta_per_min: ArrayLike) -> NDArray[np.float64]:
+        theta = np.atleast_1d(np.asarray(theta_per_min, dtype=np.float64))
+        if np.any(theta <= 0):
+            raise ValueError("theta must be positive (1/min)")
+        th, h = theta[:, None], self.h                 # (n_theta, 1), (n_seg,)
+        decay = np.exp(-th * h)                        # (n_theta, n_seg)
+        one_minus = -np.expm1(-th * h)
+        gain_level = one_minus / th                    # integral of exp(-theta (h - u)) du
+        gain_slope = (th * h - one_minus) / th**2      # integral of u exp(-theta (h - u)) du
+        increments = self.f[:-1] * gain_level + self.slope * gain_slope
+        b = _recurrence(th, self.grid, decay, increments)
+        delta_b = b[:, self.end] - b[:, self.start]
+        return (self.frame_integral_f - delta_b) / (th * self.duration_min)
+
+
+# largest theta * t (1/min x min) for which exp(theta t) is summed directly (exp(600) ~ 1e260)
+_MAX_EXPONENT = 600.0
+
+
+def _recurrence(th: NDArray[np.float64], grid: NDArray[np.float64], decay: NDArray[np.float64],
+                increments: NDArray[np.float64]) -> NDArray[np.float64]:
+    """B at every knot from B(0) = 0 and B_{k+1} = B_k exp(-theta h_k) + increment_k: in closed
+    form, B_k = exp(-theta t_k) sum_{j<k} increment_j exp(theta t_{j+1}), where exp(theta t)
+    stays in range; else knot by knot."""
+    b = np.zeros((th.shape[0], grid.size))
+    if th.max() * grid[-1] <= _MAX_EXPONENT:
+        growth = np.exp(th * grid[1:])
+        b[:, 1:] = np.cumsum(increments * growth, axis=1) / growth
+        return b
+    for k in range(grid.size - 1):
         b[:, k + 1] = b[:, k] * decay[:, k] + increments[:, k]
-    integral_f = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * h)])
-    start = np.searchsorted(grid, timing.start_min)
-    end = np.searchsorted(grid, timing.end_min)
-    frame_integral_f = integral_f[end] - integral_f[start]
-    delta_b = b[:, end] - b[:, start]
-    return (frame_integral_f - delta_b) / (th * timing.duration_min)
+    return b
 
 
 def running_integral(timing: FrameTiming, tacs: ArrayLike) -> NDArray[np.float64]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..convolution import convolve_exponentials
+from ..convolution import ReferenceConvolver, convolve_exponentials
 from ..fitting import NAN, best_of_starts, bound_warnings, covariance, standard_error
 from ..frames import FrameTiming
 from ..model import Fit, ModelSettings
@@ -36,13 +36,14 @@ def fit_one(timing: FrameTiming, ref: NDArray[np.float64], y: NDArray[np.float64
             weights: ArrayLike, n_random_starts: int = 10, seed: int = 0) -> dict:
     """One TAC: estimates, standard errors and bound warnings (a row of :meth:`Fit.from_rows`)."""
     sw = np.sqrt(np.asarray(weights, dtype=np.float64))
+    convolve = ReferenceConvolver(timing, ref)
     lower = np.array([BOUNDS["R1"][0], max(BOUNDS["k2"][0], 1e-5), BOUNDS["BPND"][0]], float)
     upper = np.array([BOUNDS["R1"][1], BOUNDS["k2"][1], BOUNDS["BPND"][1]], float)
 
     def residuals(x: NDArray[np.float64]) -> NDArray[np.float64]:
         r1, k2, bp = x
         k2a = k2 / (1.0 + bp)
-        model = r1 * ref + (k2 - r1 * k2a) * convolve_exponentials(timing, ref, [k2a])[0]
+        model = r1 * ref + (k2 - r1 * k2a) * convolve([k2a])[0]
         return sw * (y - model)
 
     starts = [np.array([r1, k2, bp]) for r1 in (0.7, 1.2) for k2 in (0.05, 0.2, 0.6)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..convolution import convolve_exponentials
+from ..convolution import ReferenceConvolver
 from ..fitting import best_of_starts, bound_warnings, covariance, delta_method_se, standard_error
 from ..frames import FrameTiming
 from ._k2prime import FixedK2PrimeModel
@@ -22,12 +22,13 @@ N_POLISHED = 3
 def fit_one(timing: FrameTiming, ref: NDArray[np.float64], y: NDArray[np.float64],
             weights: ArrayLike, k2prime_per_min: float) -> dict:
     sw = np.sqrt(np.asarray(weights, dtype=np.float64))
+    convolve = ReferenceConvolver(timing, ref)
     lower = np.array([BOUNDS["R1"][0], 1e-4], float)
     upper = np.array([BOUNDS["R1"][1], BOUNDS["k2"][1]], float)
 
     def residuals(x: NDArray[np.float64]) -> NDArray[np.float64]:
         r1, k2a = x
-        conv = convolve_exponentials(timing, ref, [k2a])[0]
+        conv = convolve([k2a])[0]
         return sw * (y - (r1 * ref + r1 * (k2prime_per_min - k2a) * conv))
 
     starts = [np.array([r1, k2a]) for r1 in (0.6, 1.0, 1.5) for k2a in (0.01, 0.05, 0.2, 0.5)]
