@@ -3,7 +3,8 @@
     C_T(t) = R1 C_R(t) + (k2 - R1 k2a) C_R(t) (*) exp(-k2a t),   k2a = k2 / (1 + BPND)
 
 Each TAC is fitted over (R1, k2, BPND) from the starts of lowest cost among a grid, the
-basis-function solution and seeded random starts; the lowest cost wins. Standard errors come from the Jacobian.
+basis-function solution and seeded random starts; the lowest cost wins. Standard errors come
+from the Jacobian.
 """
 
 from __future__ import annotations
