@@ -21,19 +21,13 @@ from workflows.kinetics.frames import TimingError
 from workflows.kinetics.metadata import PETMetadata
 
 
-@dataclass
-class Scan:
-    """One PET scan to process, the T1w it goes with, and (after :func:`check_scan`) what its
-    sidecar says, validated."""
+class NamedScan:
+    """The names of a scan with ``subject``, ``session``, ``tracer`` and ``run``."""
 
     subject: str
     session: str | None
     tracer: str
-    pet: Path
-    sidecar: Path
-    t1w: Path
-    run: str | None = None
-    metadata: PETMetadata | None = None
+    run: str | None
 
     @property
     def entities(self) -> ScanEntities:
@@ -47,6 +41,21 @@ class Scan:
     def ident(self) -> str:
         """A name safe for nipype node names."""
         return self.name.replace("-", "")
+
+
+@dataclass
+class Scan(NamedScan):
+    """One PET scan to process, the T1w it goes with, and (after :func:`check_scan`) what its
+    sidecar says, validated."""
+
+    subject: str
+    session: str | None
+    tracer: str
+    pet: Path
+    sidecar: Path
+    t1w: Path
+    run: str | None = None
+    metadata: PETMetadata | None = None
 
 
 def strip_prefix(label: str, prefix: str) -> str:
@@ -90,9 +99,10 @@ def validate_or_fail(bids_dir: Path) -> None:
                            f"{shown}. Fix them or use --skip-bids-validation", EX_VALIDATION)
 
 
-def find_scans(settings: RunConfig) -> list[Scan]:
+def find_scans(settings: RunConfig, allow_none: bool = False) -> list[Scan]:
     """PET scans (with their T1w) selected by participant, session, tracer and filter file
-    (``settings``: the run section of the configuration)."""
+    (``settings``: the run section of the configuration); none is an error unless
+    ``allow_none`` (scans come from derivatives)."""
     from bids import BIDSLayout, BIDSLayoutIndexer
 
     # metadata is read by petbind itself (clear errors for broken JSON), not indexed by pybids
@@ -113,6 +123,8 @@ def find_scans(settings: RunConfig) -> list[Scan]:
     if settings.tracers:
         query["tracer"] = settings.tracers
     pets = layout.get(**query)
+    if not pets and allow_none:
+        return []
     if not pets:
         raise PetbindError(f"{settings.bids_dir}: no PET scan (sub-*/[ses-*/]pet/*_pet.nii[.gz]) "
                            "matches the selection; check the labels and filters", EX_NOINPUT)

@@ -44,6 +44,8 @@ class RunConfig:
     plugin: str = "MultiProc"
     plugin_args: dict = field(default_factory=dict)
     verbosity: int = 0
+    derivatives: list[Path] = field(default_factory=list)     # preprocessed elsewhere (PETPrep)
+    reference_tac: list[str] | None = None   # with derivatives: the reference region's labels
 
 
 @dataclass
@@ -233,9 +235,7 @@ class Config:
 
     def to_json(self) -> str:
         record = asdict(self)
-        record["run"] = {k: str(v) if isinstance(v, Path) else v
-                         for k, v in record["run"].items()}
-        return json.dumps(record, indent=2)
+        return json.dumps(record, indent=2, default=str)     # paths as text
 
 
 CONFIG_KEYS = ("tracers", "smoothing_fwhm", "n_bases", "qc_thresholds")

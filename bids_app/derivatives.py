@@ -185,6 +185,37 @@ def write_pvc_derivatives(output_dir: str, scan: dict, products: dict) -> list[s
     return [p for p in out.written if not p.endswith(".json")]
 
 
+def write_regional_derivatives(output_dir: str, scan: dict, products: dict) -> list[str]:
+    """A TAC table made elsewhere (PETPrep) in petbind's layout and every model's regional fits,
+    named with the table's seg- and pvc- labels; sidecars name the sources, the reference's
+    labels, the time shift and the regions left out. ``scan``: the record of
+    :func:`bids_app.petprep.check_tac_scan` with the table's record under ``table``."""
+    from workflows.regional import node_key, regional_models
+
+    entities = scan_entities(scan)
+    table, reference = scan["table"], scan["reference"]
+    common = {"ReferenceRegion": reference["name"], "ReferenceLabels": reference["labels"],
+              "ReferenceWeighting": reference["weighting"],
+              "InjectionStartS": table["shift_s"],
+              "TimeOrigin": "injection: the source's times (from TimeZero) minus InjectionStart",
+              "RegionsLeftOut": table["left_out"]}
+    out = _Writer(names.subject_dir(Path(output_dir), scan["subject"], scan["session"], "pet"),
+                  {**scan["provenance"], "Sources": [
+                      table["path"], *([table["reference_file"]] if table.get("reference_file")
+                                       else []), *scan["provenance"]["Sources"][-1:]],
+                   **common})
+    pvc = table["pvc"]
+    out.put(products["tacs"], entities.name("tacs", ".tsv", seg=scan["seg"], pvc=pvc),
+            {**TACS_SIDECAR, "Description": "decay-corrected mean activity per region, times "
+                                            "from injection"})
+    for model in regional_models():
+        kinpar = products[f"{node_key(model)}_kinpar"]
+        info = json.loads(Path(kinpar).with_suffix(".json").read_text())
+        out.put(kinpar, names.kinpar_name(entities, get_model(model).label, pvc=pvc),
+                {**info, "k2": {"Units": PARAMETERS["k2"][0]}, **se_columns(KINPAR_COLUMNS)})
+    return [p for p in out.written if not p.endswith(".json")]
+
+
 ANAT_PRODUCTS = {"t1w_preproc": ("T1w", {"desc": "preproc"}),
                  "brain_mask": ("mask", {"desc": "brain"}),
                  "dseg": ("dseg", {}),

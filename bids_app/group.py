@@ -168,8 +168,12 @@ def unsmoothed_maps(output_dir: Path, model_label: str, tracer: str = "*") -> li
 
 
 def tracers_in(output_dir: Path, model_label: str) -> list[str]:
-    return sorted({names.parse(p.name)[0]["trc"] for p in unsmoothed_maps(output_dir,
-                                                                           model_label)})
+    """The tracers with BPND maps or regional fits of the model."""
+    from bids_app.paired import regional_fit_files
+
+    found = [*unsmoothed_maps(output_dir, model_label),
+             *regional_fit_files(output_dir, model_label)]
+    return sorted({names.parse(p.name)[0]["trc"] for p in found})
 
 
 def choose_session(output_dir: Path, model_label: str, tracer: str, requested: str | None
@@ -177,17 +181,19 @@ def choose_session(output_dir: Path, model_label: str, tracer: str, requested: s
     """The session whose maps a tracer's analysis compares across participants: the one
     requested (--session-label), else the only one there is. Several sessions and none
     requested is an error listing them: a silent pick would analyse an arbitrary session."""
-    sessions = sorted({session_of(p) for p in unsmoothed_maps(output_dir, model_label, tracer)},
+    from bids_app.paired import sessions_with_results
+
+    sessions = sorted(sessions_with_results(output_dir, model_label, tracer),
                       key=lambda s: s or "")
     shown = ", ".join(s or "(none)" for s in sessions)
     if requested is not None:
         if requested not in sessions:
             raise PetbindError(f"--session-label {requested}: trc-{tracer} has no {model_label} "
-                               f"BPND maps of ses-{requested} in {output_dir}; sessions: "
-                               f"{shown}", EX_USAGE)
+                               f"BPND maps or regional fits of ses-{requested} in "
+                               f"{output_dir}; sessions: {shown}", EX_USAGE)
         return requested
     if len(sessions) > 1:
-        raise PetbindError(f"{output_dir}: trc-{tracer} has BPND maps of several sessions "
+        raise PetbindError(f"{output_dir}: trc-{tracer} has BPND of several sessions "
                            f"({shown}); choose one with --session-label", EX_USAGE)
     return sessions[0] if sessions else None
 
@@ -249,9 +255,9 @@ def analyse(config: Config, out_dir: Path) -> int:
                            EX_USAGE)
     tracers = config.run.tracers or tracers_in(out_dir, label)
     if not tracers:
-        raise PetbindError(f"{out_dir}: no participant-level BPND maps in "
-                           f"{names.TEMPLATE_SPACE}; run the participant level first",
-                           EX_NOINPUT)
+        raise PetbindError(f"{out_dir}: no participant-level {label} BPND maps in "
+                           f"{names.TEMPLATE_SPACE} or regional fits; run the participant "
+                           "level first", EX_NOINPUT)
     if config.group.analysis == "occupancy":
         from bids_app.occupancy import FOLDER, run_occupancy
         run_occupancy(config, out_dir, tracers)
@@ -262,12 +268,15 @@ def analyse(config: Config, out_dir: Path) -> int:
         run_retest(config, out_dir, tracers)
         say(config, f"results in {out_dir / 'group' / FOLDER}")
         return 0
+    from bids_app.paired import regional_only
+
     sessions = {t: choose_session(out_dir, label, t, config.group.session) for t in tracers}
     with staged_group_folder(out_dir, tracers) as group_dir:
         for tracer in tracers:
             run_tracer(config, study, tracer, sessions[tracer], group_dir)
         write_citation(group_dir / "logs", "Methods: petbind group level",
-                       group_methods(config.group, study))
+                       group_methods(config.group, study, regional_only(out_dir, label,
+                                                                         tracers)))
     say(config, f"results in {out_dir / 'group'}")
     return 0
 
@@ -464,6 +473,18 @@ def read_qc(out_dir: Path, tracer: str, session: str | None) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values()))
 
 
+def check_group_sizes(config: Config, study: Study, frame: pd.DataFrame, what: str
+                      ) -> pd.Series:
+    """The participants per group; fewer than 2 in any is an error naming participants.tsv."""
+    counts = frame[study.group].value_counts()
+    for level in study.levels:
+        if counts.get(level, 0) < 2:
+            raise PetbindError(f"{config.run.bids_dir / 'participants.tsv'}: group {level!r} of "
+                               f"{study.group!r} has {counts.get(level, 0)} participant(s) with "
+                               f"{what}; each group needs at least 2", EX_DATAERR)
+    return counts
+
+
 def run_tracer(config: Config, study: Study, tracer: str, session: str | None,
                group_dir: Path) -> None:
     """One tracer in one session: maps, voxelwise analyses, ROI tables, settings and
@@ -472,6 +493,8 @@ def run_tracer(config: Config, study: Study, tracer: str, session: str | None,
     smoothed = find_maps(out_dir, tracer, settings.model_label, settings.smoothing_desc,
                          session)
     unsmoothed = find_maps(out_dir, tracer, settings.model_label, None, session)
+    if not unsmoothed:
+        return run_tracer_regional(config, study, tracer, session, group_dir)
     maps, unusable = load_maps(study, smoothed, unsmoothed)
     qc = read_qc(out_dir, tracer, session)
     if len(qc):
@@ -480,12 +503,7 @@ def run_tracer(config: Config, study: Study, tracer: str, session: str | None,
             for _, row in qc[qc["flagged"] != ""].iterrows():
                 unusable.setdefault(row["participant_id"], f"QC flagged: {row['flagged']}")
     frame, left = select_participants(study, smoothed, unsmoothed, unusable)
-    counts = frame[study.group].value_counts()
-    for level in study.levels:
-        if counts.get(level, 0) < 2:
-            raise PetbindError(f"{config.run.bids_dir / 'participants.tsv'}: group {level!r} of "
-                               f"{study.group!r} has {counts.get(level, 0)} participant(s) with "
-                               "usable maps; each group needs at least 2", EX_DATAERR)
+    counts = check_group_sizes(config, study, frame, "usable maps")
     say(config, f"trc-{tracer}: {len(frame)} participants "
         f"({', '.join(f'{k} {v}' for k, v in counts.items())}); left out: {len(left)}")
     maps_sm = np.stack([maps[s][0] for s in frame["participant_id"]])
@@ -509,6 +527,52 @@ def run_tracer(config: Config, study: Study, tracer: str, session: str | None,
     report = group_report(group_dir, tracer, study.group, left, group_methods(settings, study),
                           qc)
     say(config, f"trc-{tracer}: report {report}")
+
+
+def regional_bpnd(out_dir: Path, tracer: str, model_label: str, session: str | None
+                  ) -> tuple[dict[str, pd.Series], dict[str, str]]:
+    """Each participant's regional BPND of this session (first run) from the regional fits,
+    and why some cannot be used."""
+    from bids_app.paired import regional_fit_files
+
+    values, unusable = {}, {}
+    for path in regional_fit_files(out_dir, model_label, tracer):
+        sub = path.name.split("_")[0]
+        if sub in values or sub in unusable or session_of(path) != session:
+            continue
+        try:
+            values[sub] = pd.read_csv(path, sep="\t").set_index("region")["BPND"].astype(float)
+        except (KeyError, ValueError, pd.errors.ParserError):
+            unusable[sub] = f"unreadable regional fits {path.name}"
+    return values, unusable
+
+
+def run_tracer_regional(config: Config, study: Study, tracer: str, session: str | None,
+                        group_dir: Path) -> None:
+    """One tracer without BPND maps (regional fits only, e.g. of PETPrep TACs): the ROI
+    statistics on the regional BPND; the voxelwise analyses are skipped and listed."""
+    settings, out_dir = config.group, config.run.output_dir
+    values, unusable = regional_bpnd(out_dir, tracer, settings.model_label, session)
+    frame, left = select_participants(study, values, values, unusable)
+    left["reason"] = left["reason"].replace("no BPND map", "no regional fits")
+    check_group_sizes(config, study, frame, "regional fits")
+    table = pd.DataFrame([values[s] for s in frame["participant_id"]]).reset_index(drop=True)
+    regions = [r for r in table.columns if table[r].notna().all()]   # fitted in everyone
+    roi_frame = pd.concat([frame[["participant_id", study.group] + study.covariates]
+                           .reset_index(drop=True), table[regions]], axis=1)
+    write_roi_statistics(study, tracer, roi_frame, regions, group_dir)
+    not_done = [f"voxelwise analyses and the mean map: no {settings.model_label} BPND maps "
+                "(regional fits only)"]
+    write_tsv(group_dir / names.group_name(tracer, "participants", ".tsv", desc="leftout"), left)
+    write_json(group_dir / names.group_name(tracer, "", ".json", desc="settings"), {
+        "GroupColumn": study.group, "Levels": study.levels, "ReferenceGroup": study.reference,
+        "LevelLabels": study.level_labels, "Covariates": study.covariates, "Session": session,
+        **settings.record(), "ROISource": "regional fits (_kinpar.tsv)", "Skipped": not_done})
+    from bids_app.group_report import group_report
+    report = group_report(group_dir, tracer, study.group, left,
+                          group_methods(settings, study, regional_only=True), None, not_done)
+    say(config, f"trc-{tracer}: {len(frame)} participants, {len(regions)} regions from the "
+        f"regional fits; skipped {not_done[0]}; report {report}")
 
 
 def voxelwise(config: Config, study: Study, tracer: str, frame: pd.DataFrame,
@@ -556,12 +620,17 @@ def roi_tables(study: Study, tracer: str, frame: pd.DataFrame, maps_raw: np.ndar
     roi_frame = pd.concat([frame[["participant_id", study.group] + study.covariates]
                            .reset_index(drop=True),
                            pd.DataFrame(values, columns=list(regions))], axis=1)
+    write_roi_statistics(study, tracer, roi_frame, list(regions), group_dir)
+
+
+def write_roi_statistics(study: Study, tracer: str, roi_frame: pd.DataFrame,
+                         regions: list[str], group_dir: Path) -> None:
+    """The ROI values (one row per participant), Table 2 and Tukey HSD."""
     write_tsv(group_dir / names.group_name(tracer, "bpnd", ".tsv", desc="roi"), roi_frame)
     covariates = study.covariates
     cov_sets = [[]] + ([covariates[:1]] if covariates else []) + \
         ([covariates] if len(covariates) > 1 else [])
-    stats_table, tukey = table2(roi_frame, list(regions), study.group, study.reference,
-                                cov_sets)
+    stats_table, tukey = table2(roi_frame, regions, study.group, study.reference, cov_sets)
     write_tsv(group_dir / names.group_name(tracer, "stats", ".tsv", desc="roi"), stats_table)
     if not tukey.empty:
         write_tsv(group_dir / names.group_name(tracer, "tukey", ".tsv", desc="roi"), tukey)
@@ -651,8 +720,10 @@ def cluster_table(inf: Inference, stat_vol: np.ndarray, grid: Grid, labels: np.n
     return pd.DataFrame(rows, columns=CLUSTER_COLUMNS)
 
 
-def group_methods(settings: GroupConfig, study: Study) -> list[str]:
-    """The group level's methods paragraphs, from this run's settings."""
+def group_methods(settings: GroupConfig, study: Study, regional_only: bool = False
+                  ) -> list[str]:
+    """The group level's methods paragraphs, from this run's settings (``regional_only``: no
+    maps, the ROI statistics on the regional fits)."""
     maps = ("unsmoothed" if settings.smoothing_desc is None else
             f"smoothed (desc-{settings.smoothing_desc})")
     adjusted = (f", each without and with the covariates {', '.join(study.covariates)}"
@@ -685,7 +756,13 @@ def group_methods(settings: GroupConfig, study: Study) -> list[str]:
               "hemisphere, of the Neuromorphometrics atlas [@neuromorphometrics]"
               if settings.roi_atlas == "neuromorphometrics" else
               "every label of the atlas given (--roi-atlas)")
-           + ". Groups were compared by ANOVA (type II sums of squares; the two-class and the "
-           "all-level design; without covariates, then adding them one at a time) with partial "
-           "eta squared, and pairwise by Tukey's HSD [@tukey]. ")
+           + ". ")
+    if regional_only:
+        voxel = (f"No {settings.model_label} BPND maps were available (regional fits only), "
+                 "so no voxelwise analysis was done. ")
+        roi = ("Regional BPND came from the participant level's regional fits, in every region "
+               "fitted in all participants. ")
+    roi += ("Groups were compared by ANOVA (type II sums of squares; the two-class and the "
+            "all-level design; without covariates, then adding them one at a time) with "
+            "partial eta squared, and pairwise by Tukey's HSD [@tukey]. ")
     return [intro("group"), voxel, roi]

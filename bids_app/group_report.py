@@ -96,14 +96,22 @@ def roi_figure(roi_table: pd.DataFrame, group: str, regions: list[str], path: Pa
     return _save(fig, path)
 
 
+MAX_PLOTTED = 12
+
+
 def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFrame,
-                 methods: list[str], qc: pd.DataFrame | None = None) -> Path:
+                 methods: list[str], qc: pd.DataFrame | None = None,
+                 not_done: list[str] | None = None) -> Path:
     prefix = f"trc-{tracer}"
     figdir = group_dir / "figures"
     parts = [f"<h1>petbind {__version__}: group level, {html.escape(tracer)}</h1>"]
-    parts.append("<h2>Mean BPND</h2><img src='figures/" + mean_map_figure(
-        group_dir / names.group_name(tracer, "mimap", ".nii.gz", desc="mean", meas="BPND"),
-        figdir / f"{prefix}_mean.png") + "'>")
+    if not_done:
+        parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>"
+                                                      for n in not_done) + "</ul>")
+    else:
+        parts.append("<h2>Mean BPND</h2><img src='figures/" + mean_map_figure(
+            group_dir / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
+                                         meas="BPND"), figdir / f"{prefix}_mean.png") + "'>")
     for thresholded in sorted(group_dir.glob(names.group_name(
             tracer, "statmap", ".nii.gz", contrast="*", desc="clusterFDR", stat="*"))):
         contrast = names.parse(thresholded.name)[0]["contrast"]
@@ -123,8 +131,13 @@ def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFram
     # the seed ROIs' per-hemisphere rows stay in the TSV; the report shows the bilateral ones
     shown = ~stats_table["region"].str.endswith(("_left", "_right"))
     regions = list(dict.fromkeys(stats_table.loc[shown, "region"]))
-    parts.append("<h2>ROI BPND by group</h2><img src='figures/" +
-                 roi_figure(roi, group, regions, figdir / f"{prefix}_roi.png") + "'>")
+    # many regions (another segmentation's): the figure shows those of highest mean BPND
+    plotted = (regions if len(regions) <= MAX_PLOTTED else
+               list(roi[regions].mean().sort_values(ascending=False).index[:MAX_PLOTTED]))
+    parts.append("<h2>ROI BPND by group</h2>" + (
+        f"<p>The {MAX_PLOTTED} regions of highest mean BPND.</p>" if plotted != regions
+        else "") + "<img src='figures/" + roi_figure(roi, group, plotted,
+                                                     figdir / f"{prefix}_roi.png") + "'>")
     parts.append("<h2>ROI statistics (Table 2)</h2>" +
                  stats_table[shown].to_html(index=False, float_format="%.4g"))
     tukey_path = group_dir / names.group_name(tracer, "tukey", ".tsv", desc="roi")

@@ -17,6 +17,7 @@ from nipype.interfaces.io import add_traits
 WRITERS = {
     "scan": "bids_app.derivatives:write_scan_derivatives",
     "pvc": "bids_app.derivatives:write_pvc_derivatives",
+    "regional": "bids_app.derivatives:write_regional_derivatives",
     "anat": "bids_app.derivatives:write_anat_derivatives",
     "report": "bids_app.reports:scan_report",
 }

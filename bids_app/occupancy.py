@@ -19,7 +19,8 @@ from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from workflows.group.occupancy import (ExposureFit, fit_exposure_occupancy, occupancy_plot,
                                        regional_occupancy)
 from bids_app.paired import (SessionPair, check_sessions, describe_columns, paired_maps,
-                             regional_values, session_pair)
+                             paired_regional, regional_only, regional_values,
+                             session_pair)
 from workflows.imaging.atlas import Grid, atlas_on_grid, mni_grid
 
 FOLDER = "occupancy"
@@ -38,7 +39,8 @@ def run_occupancy(config: Config, out_dir: Path, tracers: list[str]) -> None:
             summary = occupancy_tracer(config, tracer, pair, grid, labels, group_dir / FOLDER)
             say(config, f"trc-{tracer}: occupancy {summary}")
         write_citation(group_dir / FOLDER / "logs", "Methods: petbind group level, occupancy",
-                       occupancy_methods(config, pair))
+                       occupancy_methods(config, pair, regional_only(
+                           out_dir, settings.model_label, tracers)))
 
 
 def read_exposures(bids_dir: Path, subjects: list[str], column: str, session: str
@@ -106,15 +108,21 @@ def participant_row(sub: str, fit, source: str) -> dict:
 
 def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
                      labels: np.ndarray, folder: Path) -> str:
-    """One tracer's occupancy analysis; returns a one-line summary."""
+    """One tracer's occupancy analysis; returns a one-line summary. Without BPND maps (regional
+    fits only, e.g. from PETPrep TACs) the voxelwise parts are skipped and listed as such."""
     settings, out_dir = config.group, config.run.output_dir
     label, threshold = settings.model_label, settings.min_baseline_bpnd
     descs = (None, settings.smoothing_desc)
     maps, left = paired_maps(out_dir, tracer, label, descs, pair, grid)
-    rows, region_rows, smoothed, differences = [], [], [], []
-    for sub, mine in maps.items():
+    if maps:
+        regional = {sub: regional_values(out_dir, sub, tracer, label, pair, mine, labels)
+                    for sub, mine in maps.items()}
+    else:
+        values, left = paired_regional(out_dir, tracer, label, pair)
+        regional = {sub: (table, "regional fits") for sub, table in values.items()}
+    rows, region_rows = [], []
+    for sub, (values, source) in regional.items():
         try:
-            values, source = regional_values(out_dir, sub, tracer, label, pair, mine, labels)
             plotted = values[values["baseline"] >= threshold]
             fit = occupancy_plot(plotted["baseline"], plotted["blocked"])
         except ValueError as err:
@@ -129,15 +137,6 @@ def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
                          "in_plot": bool(b >= threshold)} for region, b, k, o, e in zip(
                             values.index, values["baseline"], values["blocked"], occ, se)]
         rows.append(participant_row(sub, fit, source))
-        for desc in descs:
-            volume = occupancy_map(mine["baseline", desc], mine["blocked", desc], threshold)
-            write_nifti(folder / names.filename(
-                "mimap", ".nii.gz", sub=sub.removeprefix("sub-"), trc=tracer,
-                space=names.TEMPLATE_SPACE, desc=desc, model=label, meas="occupancy"),
-                volume, grid.affine)
-            if desc is not None:
-                smoothed.append(volume)
-        differences.append(mine["baseline", descs[1]] - mine["blocked", descs[1]])
     if not rows:
         why = f" ({left[-1]['participant_id']}: {left[-1]['reason']})" if left else ""
         raise PetbindError(f"{out_dir}: trc-{tracer} has no participant whose occupancy can be "
@@ -145,16 +144,40 @@ def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
                            EX_NOINPUT)
     table = pd.DataFrame(rows)
     exposure_fit, skipped = exposure_curve(config, table, pair)
+    voxelwise = {sub: maps[sub] for sub in table["participant_id"] if sub in maps}
+    not_done = [] if voxelwise else [f"voxelwise occupancy maps and the paired test: no {label} "
+                                     "BPND maps (regional fits only)"]
     write_tables(folder, tracer, table, pd.DataFrame(region_rows), exposure_fit, skipped,
-                 pd.DataFrame(left, columns=["participant_id", "reason"]), config)
+                 pd.DataFrame(left, columns=["participant_id", "reason"]), config, not_done)
+    if voxelwise:
+        occupancy_maps(config, tracer, voxelwise, grid, labels, folder)
+    from bids_app.occupancy_report import occupancy_report
+    occupancy_report(folder, tracer, pair, occupancy_methods(config, pair, not voxelwise),
+                     settings.exposure_column, not_done)
+    return (f"{len(table)} participants, mean {table['occupancy'].mean():.3f}; left out "
+            f"{len(left)}" + (f"; skipped {'; '.join(not_done)}" if not_done else ""))
+
+
+def occupancy_maps(config: Config, tracer: str, maps: dict, grid: Grid, labels: np.ndarray,
+                   folder: Path) -> None:
+    """Each participant's occupancy maps (unsmoothed and smoothed), their mean, and the
+    voxelwise paired test that binding fell."""
+    settings = config.group
+    descs, threshold = (None, settings.smoothing_desc), settings.min_baseline_bpnd
+    smoothed, differences = [], []
+    for sub, mine in maps.items():
+        for desc in descs:
+            volume = occupancy_map(mine["baseline", desc], mine["blocked", desc], threshold)
+            write_nifti(folder / names.filename(
+                "mimap", ".nii.gz", sub=sub.removeprefix("sub-"), trc=tracer,
+                space=names.TEMPLATE_SPACE, desc=desc, model=settings.model_label,
+                meas="occupancy"), volume, grid.affine)
+            if desc is not None:
+                smoothed.append(volume)
+        differences.append(mine["baseline", descs[1]] - mine["blocked", descs[1]])
     write_nifti(folder / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
                                           meas="occupancy"), mean_map(smoothed), grid.affine)
     binding_fell(config, tracer, np.stack(differences), grid, labels, folder)
-    from bids_app.occupancy_report import occupancy_report
-    occupancy_report(folder, tracer, pair, occupancy_methods(config, pair),
-                     settings.exposure_column)
-    return (f"{len(table)} participants, mean {table['occupancy'].mean():.3f}; left out "
-            f"{len(left)}")
 
 
 CONTRAST = "baselineGtBlocked"
@@ -236,7 +259,7 @@ REGION_COLUMNS = {
 
 def write_tables(folder: Path, tracer: str, table: pd.DataFrame, regions: pd.DataFrame,
                  exposure_fit: ExposureFit | None, skipped: str | None, left: pd.DataFrame,
-                 config: Config) -> None:
+                 config: Config, not_done: list[str]) -> None:
     def tsv(frame: pd.DataFrame, desc: str, suffix: str, columns: dict) -> None:
         describe_columns(folder / names.group_name(tracer, suffix, ".tsv", desc=desc), frame,
                          columns)
@@ -260,10 +283,11 @@ def write_tables(folder: Path, tracer: str, table: pd.DataFrame, regions: pd.Dat
              "n": "participants with a positive exposure"})
     write_tsv(folder / names.group_name(tracer, "participants", ".tsv", desc="leftout"), left)
     write_json(folder / names.group_name(tracer, "", ".json", desc="settings"), {
-        **config.group.record(), "ExposureFitSkipped": skipped})
+        **config.group.record(), "ExposureFitSkipped": skipped, "Skipped": not_done})
 
 
-def occupancy_methods(config: Config, pair: SessionPair) -> list[str]:
+def occupancy_methods(config: Config, pair: SessionPair, regional_only: bool = False
+                      ) -> list[str]:
     s = config.group
     text = (
         f"Receptor occupancy was estimated from each participant's {s.model_label} BPND in the "
@@ -278,7 +302,9 @@ def occupancy_methods(config: Config, pair: SessionPair) -> list[str]:
         f"BPND of at least {s.min_baseline_bpnd:g} (a Lassen-type plot in BPND form "
         "[@cunningham2010]), with its 95 % confidence interval; the same regression with an "
         "intercept is reported too, a non-zero intercept indicating binding in the reference "
-        "region that the drug does not displace. Voxelwise occupancy maps were computed in "
+        "region that the drug does not displace. ")
+    voxelwise = (
+        "Voxelwise occupancy maps were computed in "
         f"MNI152NLin2009cAsym from the unsmoothed and the smoothed maps where baseline BPND "
         f"reached {s.min_baseline_bpnd:g}, and averaged across participants. That binding "
         "fell was tested voxel by voxel on the differences of the smoothed maps (baseline - "
@@ -286,6 +312,8 @@ def occupancy_methods(config: Config, pair: SessionPair) -> list[str]:
         f"{s.cluster_threshold:g}, cluster p-values from {s.n_permutations} random sign flips "
         "of the participants (or every flip where there are no more) and cluster-level FDR "
         f"at q = {s.fdr_q:g}. ")
+    text += (f"No {s.model_label} BPND maps were available (regional fits only), so no "
+             "voxelwise analysis was done. " if regional_only else voxelwise)
     if s.exposure_column:
         text += (f"Occupancy was related to exposure ({s.exposure_column}) by "
                  "occupancy = Omax C / (C + EC50), fitted by least squares with EC50 on the log "

@@ -67,8 +67,32 @@ def exposure_figure(participants: pd.DataFrame, fit: pd.Series, column: str,
     return _save(fig, path)
 
 
+def voxelwise_sections(folder: Path, tracer: str, figdir: Path, prefix: str) -> list[str]:
+    """The mean occupancy map and the clusters where binding fell."""
+    parts = []
+    mean_path = folder / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
+                                          meas="occupancy")
+    parts.append("<h2>Mean occupancy (smoothed maps)</h2><img src='figures/" +
+                 fraction_map_figure(mean_path, figdir / f"{prefix}_mean.png",
+                                     "mean occupancy") + "'>")
+    contrast = "baselineGtBlocked"
+    thresholded = folder / names.group_name(tracer, "statmap", ".nii.gz", contrast=contrast,
+                                            desc="clusterFDR", stat="t")
+    clusters = pd.read_csv(folder / names.group_name(tracer, "clusters", ".tsv",
+                                                     contrast=contrast), sep="\t")
+    parts.append("<h2>Where binding fell (baseline &gt; blocked, cluster-level FDR)</h2>")
+    if clusters["significant"].any():
+        from bids_app.group_report import glass_figure
+        parts.append("<img src='figures/" + glass_figure(
+            thresholded, figdir / f"{prefix}_{contrast}.png", contrast) + "'>")
+    else:
+        parts.append("<p>No cluster survives cluster-level FDR.</p>")
+    parts.append(clusters.to_html(index=False, float_format="%.4g"))
+    return parts
+
+
 def occupancy_report(folder: Path, tracer: str, pair, methods: list[str],
-                     exposure_column: str | None) -> Path:
+                     exposure_column: str | None, not_done: list[str]) -> Path:
     def table(desc: str, suffix: str = "occupancy") -> pd.DataFrame:
         return pd.read_csv(folder / names.group_name(tracer, suffix, ".tsv", desc=desc),
                            sep="\t")
@@ -91,24 +115,11 @@ def occupancy_report(folder: Path, tracer: str, pair, methods: list[str],
                                  figdir / f"{prefix}_exposure.png")
         parts.append(f"<h2>Exposure and occupancy</h2><img src='figures/{figure}'>" +
                      pd.DataFrame([fit]).to_html(index=False, float_format="%.4g"))
-    mean_path = folder / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
-                                          meas="occupancy")
-    parts.append("<h2>Mean occupancy (smoothed maps)</h2><img src='figures/" +
-                 fraction_map_figure(mean_path, figdir / f"{prefix}_mean.png",
-                                     "mean occupancy") + "'>")
-    contrast = "baselineGtBlocked"
-    thresholded = folder / names.group_name(tracer, "statmap", ".nii.gz", contrast=contrast,
-                                            desc="clusterFDR", stat="t")
-    clusters = pd.read_csv(folder / names.group_name(tracer, "clusters", ".tsv",
-                                                     contrast=contrast), sep="\t")
-    parts.append("<h2>Where binding fell (baseline &gt; blocked, cluster-level FDR)</h2>")
-    if clusters["significant"].any():
-        from bids_app.group_report import glass_figure
-        parts.append("<img src='figures/" + glass_figure(
-            thresholded, figdir / f"{prefix}_{contrast}.png", contrast) + "'>")
+    if not_done:
+        parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>"
+                                                      for n in not_done) + "</ul>")
     else:
-        parts.append("<p>No cluster survives cluster-level FDR.</p>")
-    parts.append(clusters.to_html(index=False, float_format="%.4g"))
+        parts += voxelwise_sections(folder, tracer, figdir, prefix)
     parts.append("<h2>Regional occupancy (mean over participants)</h2>" +
                  table("regionmean").to_html(index=False, float_format="%.3f"))
     parts.append("<h2>Participants</h2>" + participants.to_html(index=False,

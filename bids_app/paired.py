@@ -37,19 +37,38 @@ def session_pair(config) -> SessionPair:
                        tuple(f"--{r}-session" for r in roles))
 
 
-def check_sessions(out_dir: Path, model_label: str, tracers: list[str], pair: SessionPair
-                   ) -> None:
-    """Every tracer has maps of both sessions, else a usage error listing those it has."""
+def regional_fit_files(out_dir: Path, model_label: str, tracer: str = "*") -> list[Path]:
+    """The participant level's regional fits (``_kinpar.tsv``, not partial-volume corrected)."""
+    return names.find(out_dir, "kinpar", ".tsv", trc=tracer, model=model_label, pvc=None)
+
+
+def sessions_with_results(out_dir: Path, model_label: str, tracer: str) -> set[str | None]:
+    """The sessions of a tracer with BPND maps or regional fits."""
     from bids_app.group import session_of, unsmoothed_maps
 
+    return {session_of(p) for p in [*unsmoothed_maps(out_dir, model_label, tracer),
+                                     *regional_fit_files(out_dir, model_label, tracer)]}
+
+
+def regional_only(out_dir: Path, model_label: str, tracers: list[str]) -> bool:
+    """True when none of the tracers has BPND maps: the analyses use regional fits alone."""
+    from bids_app.group import unsmoothed_maps
+
+    return not any(unsmoothed_maps(out_dir, model_label, t) for t in tracers)
+
+
+def check_sessions(out_dir: Path, model_label: str, tracers: list[str], pair: SessionPair
+                   ) -> None:
+    """Every tracer has maps or regional fits of both sessions, else a usage error listing the
+    sessions it has."""
     for tracer in tracers:
-        have = {session_of(p) for p in unsmoothed_maps(out_dir, model_label, tracer)}
+        have = sessions_with_results(out_dir, model_label, tracer)
         for option, ses in zip(pair.options, pair.labels):
             if ses not in have:
                 shown = ", ".join(sorted(s or "(none)" for s in have))
                 raise PetbindError(f"{option} {ses}: trc-{tracer} has no {model_label} BPND "
-                                   f"maps of ses-{ses} in {out_dir}; sessions: {shown}",
-                                   EX_USAGE)
+                                   f"maps or regional fits of ses-{ses} in {out_dir}; "
+                                   f"sessions: {shown}", EX_USAGE)
 
 
 def paired_maps(out_dir: Path, tracer: str, model_label: str, descs: tuple[str | None, ...],
@@ -76,35 +95,65 @@ def paired_maps(out_dir: Path, tracer: str, model_label: str, descs: tuple[str |
     return maps, left
 
 
+def regional_fits(out_dir: Path, sub: str, tracer: str, model_label: str, pair: SessionPair
+                  ) -> pd.DataFrame | None:
+    """BPND per region in both sessions with standard errors (BPND units) from the participant
+    level's regional fits (``_kinpar.tsv``): index region, a column per role and
+    ``<role>_se``; None unless both sessions have readable fits."""
+    columns = {}
+    for role, ses in pair.items():
+        scan = names.ScanEntities(sub.removeprefix("sub-"), ses, tracer)
+        path = names.scan_file(out_dir, scan, "kinpar", ".tsv", model=model_label)
+        if not path.is_file():
+            return None
+        try:
+            table = pd.read_csv(path, sep="\t").set_index("region")
+            bpnd = table["BPND"].astype(float)
+            columns[role], columns[f"{role}_se"] = (bpnd, bpnd.abs() * table["BPND-se"]
+                                                    .astype(float) / 100)
+        except (KeyError, ValueError, pd.errors.ParserError):
+            return None                     # unreadable regional fits
+    return pd.DataFrame(columns).dropna(subset=list(pair.roles))
+
+
 def regional_values(out_dir: Path, sub: str, tracer: str, model_label: str,
                     pair: SessionPair, maps: dict, labels: np.ndarray
                     ) -> tuple[pd.DataFrame, str]:
     """BPND per named region in both sessions with standard errors (BPND units): the
-    participant level's regional fits (``_kinpar.tsv``) where both sessions have them, else the
-    ROI means of the unsmoothed MNI maps (``maps[role, None]``; no standard errors). Returns the
-    table (index region; a column per role and ``<role>_se``) and its source."""
-    tables = {}
-    for role, ses in pair.items():
-        scan = names.ScanEntities(sub.removeprefix("sub-"), ses, tracer)
-        path = names.scan_file(out_dir, scan, "kinpar", ".tsv", model=model_label)
-        if path.is_file():
-            try:
-                table = pd.read_csv(path, sep="\t").set_index("region")
-                bpnd = table["BPND"].astype(float)
-                tables[role] = (bpnd, bpnd.abs() * table["BPND-se"].astype(float) / 100)
-            except (KeyError, ValueError, pd.errors.ParserError):
-                pass                        # unreadable regional fits: the maps instead
-    if len(tables) == 2:
-        columns = {}
-        for role in pair.roles:
-            columns[role], columns[f"{role}_se"] = tables[role]
-        return pd.DataFrame(columns).dropna(subset=list(pair.roles)), "regional fits"
+    participant level's regional fits (:func:`regional_fits`) where both sessions have them,
+    else the ROI means of the unsmoothed MNI maps (``maps[role, None]``; no standard errors).
+    Returns the table (index region; a column per role and ``<role>_se``) and its source."""
+    fits = regional_fits(out_dir, sub, tracer, model_label, pair)
+    if fits is not None:
+        return fits, "regional fits"
     regions = {r: region_labels(r) for r in REGION_GROUPS}
     means = roi_means(np.stack([maps[role, None] for role in pair.roles]), labels, regions)
     columns = {}
     for role, values in zip(pair.roles, means):
         columns[role], columns[f"{role}_se"] = values, np.nan
     return pd.DataFrame(columns, index=pd.Index(list(regions), name="region")), "MNI maps"
+
+
+def paired_regional(out_dir: Path, tracer: str, model_label: str, pair: SessionPair
+                    ) -> tuple[dict[str, pd.DataFrame], list[dict]]:
+    """Where there are no maps: each participant's regional BPND of both sessions from the
+    regional fits alone (:func:`regional_fits`), and those left out with the reason."""
+    from bids_app.group import session_of
+
+    found = {ses: {p.name.split("_")[0] for p in regional_fit_files(out_dir, model_label,
+                                                                    tracer)
+                   if session_of(p) == ses} for ses in pair.labels}
+    values, left = {}, []
+    for sub in sorted(set().union(*found.values())):
+        missing = [ses for ses in pair.labels if sub not in found[ses]]
+        fits = None if missing else regional_fits(out_dir, sub, tracer, model_label, pair)
+        if fits is None:
+            why = (f"no {model_label} regional fits of ses-{missing[0]}: one session only"
+                   if missing else f"unreadable {model_label} regional fits")
+            left.append({"participant_id": sub, "reason": why})
+        else:
+            values[sub] = fits
+    return values, left
 
 
 def describe_columns(path: Path, frame: pd.DataFrame, columns: dict[str, str]) -> None:

@@ -67,12 +67,16 @@ def writer_node(writer: str, fields: list[str], record: dict, config: Config,
     return node
 
 
-def init_petbind_wf(scans: list[Scan], config: Config) -> tuple[pe.Workflow, dict[str, list]]:
+def init_petbind_wf(scans: list[Scan], config: Config, tac_scans: list | None = None
+                    ) -> tuple[pe.Workflow, dict[str, list]]:
     """All scans in one graph (so any nipype plugin can schedule them), and the methods text of
-    each tracer (paragraphs with citation keys)."""
+    each tracer (paragraphs with citation keys). ``tac_scans``: scans with TACs made elsewhere
+    (:class:`bids_app.petprep.TacScan`, checked), fitted region by region."""
     workflow = pe.Workflow(name=workflow_name(), base_dir=str(config.run.work_dir))
-    anat_wfs: dict[str, pe.Workflow] = {}
     methods: dict[str, list[str]] = {}
+    for scan in tac_scans or []:
+        _add_regional(workflow, scan, config, methods)
+    anat_wfs: dict[str, pe.Workflow] = {}
     for scan in scans:
         key = str(scan.t1w)
         if key not in anat_wfs:
@@ -85,6 +89,26 @@ def init_petbind_wf(scans: list[Scan], config: Config) -> tuple[pe.Workflow, dic
         methods.setdefault(scan.tracer, record["methods"])
         _add_scan_outputs(workflow, anat_wfs[key], pet_wf, scan, record, config)
     return workflow, methods
+
+
+def _add_regional(workflow: pe.Workflow, scan, config: Config, methods: dict) -> None:
+    """Each TAC table of a scan from PETPrep (uncorrected and partial-volume corrected): its
+    regional fits and their writer."""
+    from workflows.regional import init_regional_wf, node_key, regional_models
+
+    record = scan.record
+    for table in record["tables"]:
+        suffix = f"_pvc{table['pvc']}" if table["pvc"] else ""
+        regional_wf = init_regional_wf(table=table, reference=record["reference"],
+                                       theta3_range_per_min=record["theta3_range_per_min"],
+                                       name=f"{scan.ident}_regional{suffix}")
+        methods.setdefault(scan.tracer, [intro("participant"), f"The {scan.tracer} scans "
+                                         f"preprocessed by {scan.folder.source} were processed "
+                                         "as follows. " + regional_wf.__desc__])
+        fields = ["tacs", *[f"{node_key(m)}_kinpar" for m in regional_models()]]
+        sink = writer_node("regional", fields, {**record, "table": table}, config,
+                           f"{scan.ident}_derivatives{suffix}")
+        workflow.connect([(regional_wf, sink, [(f"outputnode.{f}", f) for f in fields])])
 
 
 def _add_anat(workflow: pe.Workflow, scan: Scan, config: Config) -> pe.Workflow:

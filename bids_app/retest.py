@@ -17,7 +17,8 @@ from bids_app.boilerplate import intro, render_html, write_citation
 from bids_app.config import Config
 from bids_app.errors import EX_NOINPUT, PetbindError
 from bids_app.paired import (SessionPair, check_sessions, describe_columns, paired_maps,
-                             regional_values, session_pair)
+                             paired_regional, regional_only, regional_values,
+                             session_pair)
 from workflows.group.reliability import STATISTICS, reliability
 from workflows.imaging.atlas import SEED_ROIS, atlas_on_grid, mni_grid, template_mask_on_grid
 
@@ -54,28 +55,38 @@ def run_retest(config: Config, out_dir: Path, tracers: list[str]) -> None:
             folder = group_dir / FOLDER
             maps, left = paired_maps(out_dir, tracer, settings.model_label,
                                      (None, settings.smoothing_desc), pair, grid)
-            if len(maps) < 2:
-                raise PetbindError(f"{out_dir}: trc-{tracer} has {len(maps)} participant(s) "
-                                   f"with maps of both ses-{pair.labels[0]} and "
-                                   f"ses-{pair.labels[1]}; test-retest needs 2 or more",
-                                   EX_NOINPUT)
-            regional = regional_table(config, tracer, pair, maps, labels)
+            if maps:
+                regional = regional_table(config, tracer, pair, maps, labels)
+            else:
+                values, left = paired_regional(out_dir, tracer, settings.model_label, pair)
+                regional = long_table(values, pair, "regional fits")
+            n = regional["participant_id"].nunique() if len(regional) else 0
+            if n < 2:
+                raise PetbindError(f"{out_dir}: trc-{tracer} has {n} participant(s) with BPND "
+                                   f"of both ses-{pair.labels[0]} and ses-{pair.labels[1]}; "
+                                   "test-retest needs 2 or more", EX_NOINPUT)
             table = region_statistics(regional)
             describe_columns(folder / names.group_name(tracer, "retest", ".tsv", desc="region"),
                              table, COLUMNS)
             describe_columns(folder / names.group_name(tracer, "retest", ".tsv", desc="values"),
                              regional, VALUE_COLUMNS)
-            write_maps(folder, tracer, maps, settings.smoothing_desc, brain, grid)
+            not_done = [] if maps else [f"reliability maps: no {settings.model_label} BPND "
+                                        "maps (regional fits only)"]
+            if maps:
+                write_maps(folder, tracer, maps, settings.smoothing_desc, brain, grid)
             write_tsv(folder / names.group_name(tracer, "participants", ".tsv", desc="leftout"),
                       pd.DataFrame(left, columns=["participant_id", "reason"]))
             write_json(folder / names.group_name(tracer, "", ".json", desc="settings"),
-                       settings.record())
-            retest_report(folder, tracer, pair, regional, table, retest_methods(config, pair),
-                          settings.smoothing_desc)
-            say(config, f"trc-{tracer}: test-retest of {len(maps)} participants; median ICC(3,1) "
-                f"{np.nanmedian(table['icc_3_1']):.2f}; left out {len(left)}")
+                       {**settings.record(), "Skipped": not_done})
+            retest_report(folder, tracer, pair, regional, table,
+                          retest_methods(config, pair, not maps), settings.smoothing_desc,
+                          not_done)
+            say(config, f"trc-{tracer}: test-retest of {n} participants; median ICC(3,1) "
+                f"{np.nanmedian(table['icc_3_1']):.2f}; left out {len(left)}"
+                + (f"; skipped {'; '.join(not_done)}" if not_done else ""))
         write_citation(group_dir / FOLDER / "logs", "Methods: petbind group level, test-retest",
-                       retest_methods(config, pair))
+                       retest_methods(config, pair, regional_only(
+                           out_dir, settings.model_label, tracers)))
 
 
 VALUE_COLUMNS = {"participant_id": "participant", "region": "region",
@@ -92,10 +103,18 @@ def regional_table(config: Config, tracer: str, pair: SessionPair, maps: dict,
     for sub, mine in maps.items():
         values, source = regional_values(config.run.output_dir, sub, tracer,
                                          config.group.model_label, pair, mine, labels)
-        rows += [{"participant_id": sub, "region": region, "bpnd_test": t, "bpnd_retest": r,
-                  "regional_source": source}
-                 for region, t, r in zip(values.index, values["test"], values["retest"])]
-    return pd.DataFrame(rows)
+        rows.append(long_table({sub: values}, pair, source))
+    return pd.concat(rows, ignore_index=True)
+
+
+def long_table(values: dict[str, pd.DataFrame], pair: SessionPair, source: str
+               ) -> pd.DataFrame:
+    """Participants' regional tables (index region, a column per role) in long form."""
+    rows = [{"participant_id": sub, "region": region, "bpnd_test": t, "bpnd_retest": r,
+             "regional_source": source}
+            for sub, table in values.items()
+            for region, t, r in zip(table.index, table[pair.roles[0]], table[pair.roles[1]])]
+    return pd.DataFrame(rows, columns=list(VALUE_COLUMNS))
 
 
 def region_statistics(regional: pd.DataFrame) -> pd.DataFrame:
@@ -126,7 +145,9 @@ def write_maps(folder: Path, tracer: str, maps: dict, desc: str | None, brain: n
 def bland_altman_figure(regional: pd.DataFrame, table: pd.DataFrame, path: Path) -> str:
     from bids_app.group_report import _save, plain, plt
 
-    regions = [r for r in SEED_ROIS if r in set(table["region"])] or list(table["region"])
+    # the seed's ROIs, else (another segmentation's regions) the ten of highest mean BPND
+    regions = [r for r in SEED_ROIS if r in set(table["region"])] or list(
+        table.sort_values("mean", ascending=False)["region"])
     regions = regions[:10]
     fig, axes = plt.subplots(2, 5, figsize=(15, 6), squeeze=False)
     stats = table.set_index("region")
@@ -146,7 +167,8 @@ def bland_altman_figure(regional: pd.DataFrame, table: pd.DataFrame, path: Path)
 
 
 def retest_report(folder: Path, tracer: str, pair: SessionPair, regional: pd.DataFrame,
-                  table: pd.DataFrame, methods: list[str], desc: str | None) -> Path:
+                  table: pd.DataFrame, methods: list[str], desc: str | None,
+                  not_done: list[str]) -> Path:
     from bids_app.group_report import fraction_map_figure
     from bids_app.reports import html_page
 
@@ -163,8 +185,10 @@ def retest_report(folder: Path, tracer: str, pair: SessionPair, regional: pd.Dat
                                                         figdir / f"{prefix}_blandaltman.png") +
              "'>", "<h2>Reliability per region</h2>" +
              table.to_html(index=False, float_format="%.3f"),
-             "<h2>ICC(3,1) voxel by voxel</h2><img src='figures/" +
-             fraction_map_figure(icc_map, figdir / f"{prefix}_icc.png", "ICC(3,1)") + "'>",
+             "<h2>ICC(3,1) voxel by voxel</h2>" + (
+                 "<ul>" + "".join(f"<li>Skipped: {html.escape(n)}</li>" for n in not_done)
+                 + "</ul>" if not_done else "<img src='figures/" + fraction_map_figure(
+                     icc_map, figdir / f"{prefix}_icc.png", "ICC(3,1)") + "'>"),
              "<h2>Participants left out</h2>" + (left.to_html(index=False) if len(left)
                                                   else "<p>None.</p>"),
              "<h2>Methods</h2>" + render_html(methods)]
@@ -173,14 +197,18 @@ def retest_report(folder: Path, tracer: str, pair: SessionPair, regional: pd.Dat
     return path
 
 
-def retest_methods(config: Config, pair: SessionPair) -> list[str]:
+def retest_methods(config: Config, pair: SessionPair, regional_only: bool = False
+                   ) -> list[str]:
     s = config.group
     maps = "unsmoothed" if s.smoothing_desc is None else f"smoothed (desc-{s.smoothing_desc})"
+    where = ("in every region of the participant level's regional fits (no BPND maps were "
+             "available, so no voxelwise analysis was done)" if regional_only else
+             "in every named region (the participant level's regional fits where both sessions "
+             "had them, else the mean of the unsmoothed MNI maps in the region) and voxel by "
+             f"voxel on the {maps} maps in MNI152NLin2009cAsym")
     return [intro("group"), (
         f"Test-retest reliability of {s.model_label} BPND was assessed between ses-"
-        f"{pair.labels[0]} and ses-{pair.labels[1]} in every named region (the participant "
-        "level's regional fits where both sessions had them, else the mean of the unsmoothed "
-        f"MNI maps in the region) and voxel by voxel on the {maps} maps in MNI152NLin2009cAsym: "
+        f"{pair.labels[0]} and ses-{pair.labels[1]} {where}: "
         "absolute variability (|retest - test| over their mean, averaged over participants), "
         "the within-subject coefficient of variation, the intraclass correlations ICC(3,1) "
         "and ICC(1,1) [@shroutfleiss] from the two-way and one-way ANOVA mean squares, the "

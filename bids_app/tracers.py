@@ -37,7 +37,16 @@ TRACERS: dict[str, Tracer] = {t.name: t for t in (
     Tracer("pib", "C11", "cerebellum", (0.05, 0.6), "petbind (k2 >= 0.05, BPND <= 2)"),
     Tracer("flumazenil", "C11", "pons", (0.06, 0.6), "petbind"),
     Tracer("fallypride", "F18", "cerebellum", (0.01, 0.5), "petbind (BPND up to about 40)"),
+    Tracer("mc1", "C11", "cerebellum", (0.06, 0.6), "petbind (COX-2, BPND below 1)"),
 )}
+
+# Each reference region as the FreeSurfer (aseg / Desikan-Killiany) labels of segmentations made
+# elsewhere, e.g. PETPrep's gtm: the labels whose TACs are combined, volume-weighted.
+FREESURFER_REFERENCE: dict[str, tuple[str, ...]] = {
+    "cerebellum": ("Left-Cerebellum-Cortex", "Right-Cerebellum-Cortex"),
+    "occipital": tuple(f"ctx-{h}-{r}" for h in ("lh", "rh")
+                       for r in ("lateraloccipital", "cuneus", "lingual", "pericalcarine")),
+}
 
 
 def canonical_tracer_name(name: str) -> str:

@@ -268,6 +268,32 @@ def test_regional_bpnd_within_5_percent_and_maps_correlate(dataset):
     assert correlation > 0.9, correlation
 
 
+def test_its_own_tacs_in_petprep_layout_give_the_same_numbers(dataset, tmp_path):
+    # the PETPrep input adds nothing of its own: petbind's regional TACs of sub-01, written as
+    # PETPrep writes them, fitted through --derivatives give the very same SRTM estimates
+    own = dataset["out"] / "sub-01" / "pet"
+    tacs = pd.read_csv(own / "sub-01_trc-carfentanil_seg-neuromorphometrics_tacs.tsv", sep="\t")
+    fits = pd.read_csv(own / "sub-01_trc-carfentanil_model-SRTM_kinpar.tsv",
+                       sep="\t").set_index("region")
+    deriv = tmp_path / "petprep"
+    (deriv / "sub-01" / "pet").mkdir(parents=True)
+    (deriv / "dataset_description.json").write_text(json.dumps({
+        "Name": "PETPrep", "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "PETPrep", "Version": "0.0.3"}]}))
+    name = "sub-01_trc-carfentanil_desc-preproc_seg-neuromorphometrics_tacs.tsv"
+    tacs[["frame_start", "frame_end", "occipital", *fits.index]].to_csv(
+        deriv / "sub-01" / "pet" / name, sep="\t", index=False)
+    out = tmp_path / "out"
+    assert run_cli("petbind", petbind_main, [
+        str(dataset["ds"]), str(out), "participant", "--derivatives", str(deriv),
+        "--participant-label", "01", "--reference-tac", "occipital", "--skip-bids-validation",
+        "-w", str(tmp_path / "work"), "-q"]) == 0
+    mine = pd.read_csv(out / "sub-01" / "pet" / "sub-01_trc-carfentanil_model-SRTM_kinpar.tsv",
+                       sep="\t").set_index("region")
+    columns = ["BPND", "R1", "k2", "BPND-se", "wRSS"]
+    pd.testing.assert_frame_equal(mine.loc[fits.index, columns], fits[columns])
+
+
 def test_a_second_voxelwise_model_writes_its_own_maps(dataset):
     # --model srtm-bfm srtm2-bfm: SRTM2's maps carry its label, its k2' comes from the scan's
     # regional SRTM fits (the sidecar says so), its MNI map follows the truth as SRTM's does,

@@ -36,6 +36,15 @@ def _add_selection(p: Parser) -> None:
                      help="trc- labels to process")
     sel.add_argument("--bids-filter-file", type=Path, metavar="FILE",
                      help="JSON with pybids filters for 'pet' and 't1w' queries")
+    sel.add_argument("--derivatives", nargs="+", type=Path, default=[], metavar="DIR",
+                     help="derivative folders to use instead of preprocessing: PETPrep's output "
+                     "(recognised by its dataset_description.json). Scans with PETPrep TACs "
+                     "are fitted region by region with every model; the others are processed "
+                     "by petbind itself")
+    sel.add_argument("--reference-tac", nargs="+", default=None, metavar="LABEL",
+                     help="with --derivatives: the segmentation labels whose TACs make the "
+                     "reference region (volume-weighted); default: the tracer's reference "
+                     "region in FreeSurfer names, e.g. Left- and Right-Cerebellum-Cortex")
     sel.add_argument("--skip-bids-validation", action="store_true",
                      help="do not run bids-validator-deno on the input")
 

@@ -40,6 +40,13 @@ def run_config_from_args(args) -> RunConfig:
     if inside(work_dir, bids_dir):
         raise PetbindError(f"{work_dir}: the work directory is inside the input dataset; "
                            "choose -w outside it", EX_USAGE)
+    for folder in args.derivatives:
+        for what, path, option in (("output", output_dir, "output directory"),
+                                   ("work", work_dir, "-w")):
+            if inside(path, folder.resolve()):
+                raise PetbindError(f"{path}: the {what} directory is inside --derivatives "
+                                   f"{folder}, which is input; choose another {option}",
+                                   EX_USAGE)
     filters = read_filter_file(args.bids_filter_file) if args.bids_filter_file else {}
     try:
         plugin_args = json.loads(args.plugin_args)
@@ -62,12 +69,14 @@ def run_config_from_args(args) -> RunConfig:
         nprocs=args.nprocs, omp_nthreads=args.omp_nthreads, mem_gb=args.mem,
         skip_bids_validation=args.skip_bids_validation,
         stop_on_first_crash=args.stop_on_first_crash, plugin=args.plugin,
-        plugin_args=plugin_args, verbosity=-1 if args.quiet else args.verbose)
+        plugin_args=plugin_args, verbosity=-1 if args.quiet else args.verbose,
+        derivatives=[d.resolve() for d in args.derivatives], reference_tac=args.reference_tac)
 
 
 # nipype's execution plugins (the names --plugin takes)
 PLUGINS = ("Linear", "MultiProc", "LegacyMultiProc", "SLURM", "SLURMGraph", "SGE", "SGEGraph",
            "PBS", "PBSGraph", "LSF", "OAR", "Condor", "CondorDAGMan", "IPython")
+LOCAL_PLUGINS = ("Linear", "MultiProc", "LegacyMultiProc")
 # what a filter file may select on: pybids entities, but not what petbind itself fixes
 FILTER_QUERIES = ("pet", "t1w")
 FILTER_FIXED = ("subject", "suffix", "extension", "datatype", "scope", "return_type")
@@ -172,19 +181,55 @@ def run_participant(config: Config) -> int:
     if not run.skip_bids_validation:
         say(config, "validating the input with bids-validator-deno")
         validate_or_fail(run.bids_dir)
-    scans = find_scans(run)
+    tac_scans, refused = find_preprocessed(config)
+    scans = [s for s in find_scans(run, allow_none=bool(tac_scans))
+             if s.name not in {t.name for t in tac_scans}]
     for scan in scans:
         check_scan(scan, config.participant)
     logs = run.output_dir / "logs"
     # nipype copies its configuration into every workflow when it is made: configure first;
     # the graph is checked against the resources before anything is written
     configure_nipype(config, logs)
-    workflow, methods = init_petbind_wf(scans, config)
+    workflow, methods = init_petbind_wf(scans, config, tac_scans)
     check_resources(config, workflow)
     with writes_confined_to(run.output_dir, run.work_dir):
         write_run_files(config, methods)
-    say(config, f"{len(scans)} scan(s) to process: " + ", ".join(s.name for s in scans))
-    return execute(config, scans, workflow)
+    say(config, f"{len(scans) + len(tac_scans)} scan(s) to process: "
+        + ", ".join(s.name for s in [*tac_scans, *scans]))
+    for scan, err in refused:
+        say(config, f"{scan.name}: not processed: {err}", level=-1)
+    code = execute(config, [*tac_scans, *scans], workflow)
+    for scan, err in refused:
+        say(config, f"  REFUSED {scan.name} (bad input: {err})", level=-1)
+    return code or (refused[0][1].exit_code if refused else 0)
+
+
+def find_preprocessed(config: Config) -> tuple[list, list]:
+    """The scans with PETPrep TACs among ``--derivatives``, each checked (none without it), and
+    those refused for bad input with the error (the others go on)."""
+    from bids_app.petprep import check_tac_scan, derivative_folders, find_tac_scans
+
+    run = config.run
+    if not run.derivatives:
+        if run.reference_tac:
+            raise PetbindError("--reference-tac names labels of a segmentation made elsewhere; "
+                               "give --derivatives too", EX_USAGE)
+        return [], []
+    folders, ignored = derivative_folders(run.derivatives)
+    for path in ignored:
+        say(config, f"{path}: not PETPrep output; ignored")
+    scans, refused = [], []
+    for scan in find_tac_scans(folders, run):
+        try:
+            check_tac_scan(scan, config.participant, run.reference_tac)
+            scans.append(scan)
+        except PetbindError as err:               # one scan's bad input stops no other scan
+            if err.exit_code == EX_USAGE:
+                raise
+            refused.append((scan, err))
+    if refused and not scans:
+        raise refused[0][1]
+    return scans, refused
 
 
 def write_run_files(config: Config, methods: dict[str, list[str]]) -> None:
@@ -236,7 +281,11 @@ def configure_nipype(config: Config, crash_dir: Path) -> None:
         "execution": {"crashdump_dir": str(crash_dir), "crashfile_format": "txt",
                       "stop_on_first_crash": config.run.stop_on_first_crash,
                       "remove_unnecessary_outputs": False, "hash_method": "content",
-                      "check_version": False},
+                      "check_version": False,
+                      # local plugins check for finished steps 4 times a second (nipype's 2 s
+                      # idles a step's dependants); a cluster's queue is asked every 2 s
+                      "poll_sleep_duration": 0.25 if config.run.plugin in LOCAL_PLUGINS
+                      else 2},
         "monitoring": {"enabled": False}})
     nipype_config.update_config({"logging": {"workflow_level": "INFO",
                                              "interface_level": "WARNING"}})
@@ -319,15 +368,23 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
     label = get_model(config.participant.models[0]).label
     ok, bad = [], []
     for scan in scans:
-        bpnd = names.scan_file(out_dir, scan.entities, "mimap", ".nii.gz",
-                               space=names.TEMPLATE_SPACE, model=label, meas="BPND")
-        done = bpnd.exists() and (out_dir / names.report_name(scan.entities)).exists()
+        if hasattr(scan, "folder"):              # TACs from PETPrep: regional fits only
+            done = names.scan_file(out_dir, scan.entities, "kinpar", ".tsv",
+                                   model="SRTM").exists()
+        else:
+            bpnd = names.scan_file(out_dir, scan.entities, "mimap", ".nii.gz",
+                                   space=names.TEMPLATE_SPACE, model=label, meas="BPND")
+            done = bpnd.exists() and (out_dir / names.report_name(scan.entities)).exists()
         mine = [c for c in crashes if crash_concerns(c, scan)]
         (bad if (not done or (mine and failed_run)) else ok).append((scan, mine))
     say(config, f"finished in {seconds / 60:.1f} min: {len(ok)} scan(s) succeeded, "
         f"{len(bad)} failed", level=-1 if bad else 0)
     for scan, _ in ok:
-        say(config, f"  ok      {scan.name} (report: "
+        if hasattr(scan, "folder"):
+            say(config, f"  ok      {scan.name} (regional fits of {scan.folder.source} TACs, "
+                f"seg-{scan.seg}: {names.subject_dir(out_dir, scan.subject, scan.session, 'pet')})")
+            continue
+        say(config, f"  ok      {scan.name} (preprocessed by petbind; report: "
             f"{out_dir / names.report_name(scan.entities)})")
         for warning in qc_warnings(names.scan_file(out_dir, scan.entities, "qc", ".tsv")):
             say(config, f"          {warning}", level=-1)

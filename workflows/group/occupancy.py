@@ -44,7 +44,7 @@ def regional_occupancy(baseline: ArrayLike, blocked: ArrayLike,
     se_block = np.full(base.shape, np.nan) if blocked_se is None else np.asarray(
         blocked_se, dtype=np.float64)
     # var(b/a) ~ (se_b / a)^2 + (b se_a / a^2)^2
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         se = np.sqrt((se_block / base) ** 2 + (ratio * se_base / base) ** 2)
     return 1.0 - ratio, np.where(positive, se, np.nan)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -81,19 +83,66 @@ def read_tacs_table(tacs_tsv: str) -> tuple[FrameTiming, pd.DataFrame]:
             table.drop(columns=["frame_start", "frame_end"]))
 
 
+def prepare_regional_tacs(table: dict, reference: dict, out_dir: str) -> str:
+    """A TAC table made elsewhere (e.g. PETPrep's) as petbind's ``_tacs.tsv``: frame_start and
+    frame_end in seconds from injection (frames that ended before it dropped, the mean of one
+    that began before it taken over its part after), the reference region (the mean of its
+    labels, weighted by their volumes where known), then each region kept; decay-corrected to
+    injection.
+    ``table``: the checked table's record (path, time columns, regions, metadata with times
+    from injection); ``reference``: its name, labels and weights."""
+    raw = pd.read_csv(table["path"], sep="\t", dtype=str, keep_default_na=False)
+    values = raw.apply(lambda c: pd.to_numeric(c.str.strip(), errors="coerce"))
+    if table.get("reference_file"):         # the reference's TAC in a file of its own
+        ref = pd.read_csv(table["reference_file"], sep="\t", dtype=str, keep_default_na=False)
+        times = {"frame_start", "frame_end", "FrameTimesStart", "FrameTimesEnd"}
+        ref = ref[[c for c in ref.columns if c not in times]].iloc[:, 0].str.strip()
+        values[reference["labels"][0]] = pd.to_numeric(ref, errors="coerce").to_numpy()
+    values = values.iloc[table["first_frame"]:].reset_index(drop=True)
+    values.iloc[0] *= table["first_frame_scale"]     # a frame begun before injection
+    metadata = PETMetadata.from_record(table["metadata"])
+    columns = {"frame_start": metadata.timing.start_s, "frame_end": metadata.timing.end_s,
+               reference["name"]: np.average(values[reference["labels"]].to_numpy(float),
+                                             axis=1, weights=reference["weights"])}
+    for region in table["regions"]:
+        columns[region] = values[region].to_numpy(float)
+    out = pd.DataFrame(columns)
+    tacs = out.columns[2:]
+    out[tacs] = metadata.to_decay_corrected(out[tacs].to_numpy().T).T
+    path = str(Path(out_dir) / "tacs.tsv")
+    out.to_csv(path, sep="\t", index=False, float_format="%.8g")
+    return path
+
+
 def fit_regions(tacs_tsv: str, metadata: dict, reference_name: str, out_dir: str,
-                model: str = "srtm", regions: list[str] | None = None) -> str:
+                model: str = "srtm", regions: list[str] | None = None,
+                theta3_range_per_min: list[float] | None = None,
+                srtm_kinpar: str | None = None) -> str:
     """A regional model (default SRTM: nonlinear, bounded, multi-start) with counts weights from
     the mean TAC, for the named region groups (default: all in the table but the reference);
-    writes ``kinpar.tsv`` (:data:`KINPAR_COLUMNS`)."""
+    writes ``kinpar.tsv`` (:data:`KINPAR_COLUMNS`) and, beside it, ``kinpar.json``: the model's
+    settings. A model that fixes k2' takes the median k2/R1 of ``srtm_kinpar``; basis-function
+    models search ``theta3_range_per_min``."""
+    from workflows.imaging.voxelwise import k2prime_from_kinpar
+
     timing, table = read_tacs_table(tacs_tsv)
     ref = table[reference_name].to_numpy()
     regions = regions or [r for r in REGION_GROUPS if r in table.columns and r != reference_name]
     weights = frame_weights("counts", timing, table[regions + [reference_name]].mean(axis=1)
                             .to_numpy(), PETMetadata.from_record(metadata).radionuclide)
-    fit = get_model(model).fit_regional(timing, ref, table[regions].to_numpy().T, weights,
-                                        ModelSettings())
-    path = str(Path(out_dir) / "kinpar.tsv")
+    kinetic = get_model(model)
+    settings = ModelSettings(theta3_range_per_min=tuple(theta3_range_per_min)
+                             if theta3_range_per_min else None)
+    info: dict = {}
+    if "k2prime_per_min" in kinetic.needs:
+        k2prime, n_regions = k2prime_from_kinpar(srtm_kinpar)
+        settings = replace(settings, k2prime_per_min=k2prime)
+        info["K2PrimeSource"] = (f"median k2/R1 of the regional SRTM fits ({n_regions} "
+                                 "regions off their bounds)")
+    fit = kinetic.fit_regional(timing, ref, table[regions].to_numpy().T, weights, settings)
+    path = Path(out_dir) / "kinpar.tsv"
     fit.table(regions, KINPAR_COLUMNS).to_csv(path, sep="\t", index=False,
                                               float_format="%.6g", na_rep="n/a")
-    return path
+    info = {"Model": kinetic.label, **kinetic.describe(settings), **info}
+    path.with_suffix(".json").write_text(json.dumps(info))
+    return str(path)
