@@ -213,6 +213,17 @@ def write_regional_derivatives(output_dir: str, scan: dict, products: dict) -> l
         info = json.loads(Path(kinpar).with_suffix(".json").read_text())
         out.put(kinpar, names.kinpar_name(entities, get_model(model).label, pvc=pvc),
                 {**info, "k2": {"Units": PARAMETERS["k2"][0]}, **se_columns(KINPAR_COLUMNS)})
+    if pvc is None:                 # QC of the uncorrected fits: the share of SRTM on a bound
+        from workflows.imaging.qc import qc_table, thresholds_with
+
+        srtm = pd.read_csv(products["srtm_kinpar"], sep="\t")
+        qc = qc_table({"regions_on_bound_fraction": float(srtm["on_bound"].astype(bool)
+                                                          .mean())},
+                      thresholds_with(scan["qc_thresholds"]))
+        path = out.folder / entities.name("qc", ".tsv")
+        write_text(path, qc.to_csv(sep="\t", index=False, float_format="%.6g", na_rep="n/a"))
+        write_json(names.sidecar(path), QC_SIDECAR)
+        out.written += [str(path)]
     return [p for p in out.written if not p.endswith(".json")]
 
 

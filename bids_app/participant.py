@@ -106,7 +106,8 @@ def _add_regional(workflow: pe.Workflow, scan, config: Config, methods: dict) ->
                                          f"preprocessed by {scan.folder.source} were processed "
                                          "as follows. " + regional_wf.__desc__])
         fields = ["tacs", *[f"{node_key(m)}_kinpar" for m in regional_models()]]
-        sink = writer_node("regional", fields, {**record, "table": table}, config,
+        sink = writer_node("regional", fields, {**record, "table": table, "qc_thresholds":
+                                                config.participant.qc_thresholds}, config,
                            f"{scan.ident}_derivatives{suffix}")
         workflow.connect([(regional_wf, sink, [(f"outputnode.{f}", f) for f in fields])])
 

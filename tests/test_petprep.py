@@ -161,6 +161,10 @@ def test_sidecars_say_where_the_tacs_came_from_and_what_was_left_out(simulated):
     assert "K2PrimeSource" in side and side["K2Prime"] > 0
     assert not {"Left-Lateral-Ventricle", "ctx-rh-insula"} & set(kinpar(simulated["out"],
                                                                         "SRTM").index)
+    qc = pd.read_csv(simulated["out"] / "sub-01" / "pet" / "sub-01_trc-carfentanil_qc.tsv",
+                     sep="\t").set_index("metric")
+    assert qc.loc["regions_on_bound_fraction", "value"] == 0            # noise-free: none
+    assert not qc["flagged"].any()
     assert tree_digest(simulated["bids"]) == simulated["before"]      # input untouched
 
 
@@ -357,6 +361,16 @@ def test_every_real_mc1_scan_gives_regional_bpnd_with_every_model(mc1):
         for bpnd in fits.values():
             cortex = bpnd[bpnd.index.str.startswith("ctx-")]
             assert len(cortex) >= 60 and cortex.notna().all(), model
+
+
+def test_srtm_fits_on_their_bounds_are_flagged_in_real_mc1(mc1, capsys):
+    # three-parameter SRTM is not identifiable at MC1's low binding: many fits run to a bound,
+    # and the QC says so (the share of regional fits on a bound, at most 0.25 by default)
+    flagged = [pd.read_csv(path, sep="\t").set_index("metric").loc[
+        "regions_on_bound_fraction", "flagged"] for path in mc1["out"].glob(
+        "sub-*/ses-*/pet/*_qc.tsv")]
+    assert len(flagged) == 2 * len(MC1_PARTICIPANTS)
+    assert any(flagged)
 
 
 def test_mrtm2_and_srtm2_agree_on_real_mc1_cortex(mc1):

@@ -383,9 +383,9 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
         if hasattr(scan, "folder"):
             say(config, f"  ok      {scan.name} (regional fits of {scan.folder.source} TACs, "
                 f"seg-{scan.seg}: {names.subject_dir(out_dir, scan.subject, scan.session, 'pet')})")
-            continue
-        say(config, f"  ok      {scan.name} (preprocessed by petbind; report: "
-            f"{out_dir / names.report_name(scan.entities)})")
+        else:
+            say(config, f"  ok      {scan.name} (preprocessed by petbind; report: "
+                f"{out_dir / names.report_name(scan.entities)})")
         for warning in qc_warnings(names.scan_file(out_dir, scan.entities, "qc", ".tsv")):
             say(config, f"          {warning}", level=-1)
     for scan, mine in bad:
