@@ -115,7 +115,9 @@ def _tac_files(folder: PetprepFolder) -> list[tuple[dict, Path]]:
                 entities, _, _ = names.parse(path.name)
             except ValueError:
                 continue
-            if "sub" in entities and entities.get("desc", "preproc") == "preproc":
+            # labels that could not name petbind's outputs (not BIDS either) are not taken
+            if ("sub" in entities and entities.get("desc", "preproc") == "preproc"
+                    and all(re.fullmatch(r"[A-Za-z0-9]+", v) for v in entities.values())):
                 found.append((entities, path))
     return found
 
@@ -127,9 +129,11 @@ def _selected(entities: dict, settings: RunConfig) -> bool:
             and (not sessions or entities.get("ses") in sessions))
 
 
-def find_tac_scans(folders: list[PetprepFolder], settings: RunConfig) -> list[TacScan]:
+def find_tac_scans(folders: list[PetprepFolder], settings: RunConfig
+                   ) -> tuple[list[TacScan], list[tuple[str, PetbindError]]]:
     """The scans with PETPrep TAC tables, selected by participant, session and tracer; per scan
-    one segmentation (``gtm`` where there are several) with its pvc- variants."""
+    one segmentation (``gtm`` where there are several) with its pvc- variants. Scans whose raw
+    sidecar is missing or names no tracer are returned apart, with the error."""
     from bids_app.bids import tracer_from_sidecar
 
     grouped: dict[tuple, dict] = {}
@@ -144,24 +148,28 @@ def find_tac_scans(folders: list[PetprepFolder], settings: RunConfig) -> list[Ta
                 scan["refs"][label] = path
             elif "seg" in entities:
                 scan["tables"].setdefault(entities["seg"], {})[entities.get("pvc")] = path
-    scans = []
+    scans, refused = [], []
     for (sub, ses, trc, rec, run), found in sorted(grouped.items(), key=lambda kv: str(kv[0])):
         if not found["tables"]:
             continue
         segs = sorted(found["tables"], key=lambda s: (s != PREFERRED_SEG, s))
         raw = names.subject_dir(settings.bids_dir, sub, ses, "pet") / names.filename(
             "pet", ".json", sub=sub, ses=ses, trc=trc, rec=rec, run=run)
-        if not raw.is_file():
-            table = next(iter(found["tables"][segs[0]].values()))
-            raise PetbindError(f"{table}: its raw sidecar {raw} is missing; PETPrep's TACs need "
-                               "it (InjectionStart, TracerRadionuclide, frame times)",
-                               EX_NOINPUT)
-        tracer = trc or tracer_from_sidecar(raw)
+        table = next(iter(found["tables"][segs[0]].values()))
+        try:
+            if not raw.is_file():
+                raise PetbindError(f"{table}: its raw sidecar {raw} is missing; PETPrep's TACs "
+                                   "need it (InjectionStart, TracerRadionuclide, frame times)",
+                                   EX_NOINPUT)
+            tracer = trc or tracer_from_sidecar(raw)
+        except PetbindError as err:
+            refused.append((table.name.split("_desc-")[0], err))
+            continue
         if settings.tracers and tracer not in settings.tracers:
             continue
         scans.append(TacScan(sub, ses, canonical_tracer_name(tracer), run, segs[0],
                              found["tables"][segs[0]], raw, found["folder"], found["refs"]))
-    return scans
+    return scans, refused
 
 
 def read_tac_table(path: Path) -> tuple[FrameTiming, pd.DataFrame, tuple[str, str]]:

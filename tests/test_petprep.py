@@ -218,21 +218,23 @@ def break_scan(data: dict, sub: str, how: str) -> Path:
     elif how == "all n/a":
         table.iloc[:, 2:] = "n/a"
         table.to_csv(tacs, sep="\t", index=False)
+    elif how == "raw sidecar":
+        (data["bids"] / f"sub-{sub}" / "pet" / f"sub-{sub}_pet.json").unlink()
     (data["deriv"] / f"sub-{sub}" / "pet" /
      f"sub-{sub}_desc-preproc_seg-gtm_pvc-GTM_tacs.tsv").unlink()
     return tacs
 
 
-@pytest.mark.parametrize("how, words", [
-    ("frames", "frames but its raw sidecar"), ("reference", "is not in seg-gtm"),
-    ("all n/a", "every value is n/a")])
+@pytest.mark.parametrize("how, words, exit_code", [
+    ("frames", "frames but its raw sidecar", 65), ("reference", "is not in seg-gtm", 65),
+    ("all n/a", "every value is n/a", 65), ("raw sidecar", "raw sidecar", 66)])
 def test_a_bad_scan_is_refused_with_one_line_and_the_others_go_on(tmp_path, capsys, how,
-                                                                   words):
+                                                                   words, exit_code):
     data = petprep_dataset(tmp_path, subjects=("01", "02"))
     bad = break_scan(data, "02", how)
     code, out = run_petbind(data, tmp_path)
     err = capsys.readouterr().err
-    assert code == 65, err[-2000:]
+    assert code == exit_code, err[-2000:]
     lines = [line for line in err.splitlines() if "REFUSED sub-02" in line]
     assert len(lines) == 1 and str(bad) in lines[0] and words in lines[0], err[-2000:]
     assert kinpar(out, "SRTM").shape[0] >= len(TRUTH)                 # sub-01 went on

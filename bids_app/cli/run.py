@@ -196,17 +196,17 @@ def run_participant(config: Config) -> int:
         write_run_files(config, methods)
     say(config, f"{len(scans) + len(tac_scans)} scan(s) to process: "
         + ", ".join(s.name for s in [*tac_scans, *scans]))
-    for scan, err in refused:
-        say(config, f"{scan.name}: not processed: {err}", level=-1)
+    for name, err in refused:
+        say(config, f"{name}: not processed: {err}", level=-1)
     code = execute(config, [*tac_scans, *scans], workflow)
-    for scan, err in refused:
-        say(config, f"  REFUSED {scan.name} (bad input: {err})", level=-1)
+    for name, err in refused:
+        say(config, f"  REFUSED {name} (bad input: {err})", level=-1)
     return code or (refused[0][1].exit_code if refused else 0)
 
 
 def find_preprocessed(config: Config) -> tuple[list, list]:
     """The scans with PETPrep TACs among ``--derivatives``, each checked (none without it), and
-    those refused for bad input with the error (the others go on)."""
+    those refused for bad input by name with the error (the others go on)."""
     from bids_app.petprep import check_tac_scan, derivative_folders, find_tac_scans
 
     run = config.run
@@ -218,15 +218,16 @@ def find_preprocessed(config: Config) -> tuple[list, list]:
     folders, ignored = derivative_folders(run.derivatives)
     for path in ignored:
         say(config, f"{path}: not PETPrep output; ignored")
-    scans, refused = [], []
-    for scan in find_tac_scans(folders, run):
+    found, refused = find_tac_scans(folders, run)
+    scans = []
+    for scan in found:
         try:
             check_tac_scan(scan, config.participant, run.reference_tac)
             scans.append(scan)
         except PetbindError as err:               # one scan's bad input stops no other scan
             if err.exit_code == EX_USAGE:
                 raise
-            refused.append((scan, err))
+            refused.append((scan.name, err))
     if refused and not scans:
         raise refused[0][1]
     return scans, refused
