@@ -147,21 +147,25 @@ def occupancy_tracer(config: Config, tracer: str, pair: SessionPair, grid: Grid,
     voxelwise = {sub: maps[sub] for sub in table["participant_id"] if sub in maps}
     not_done = [] if voxelwise else [f"voxelwise occupancy maps and the paired test: no {label} "
                                      "BPND maps (regional fits only)"]
+    if len(voxelwise) == 1:
+        not_done.append("the voxelwise paired test: one participant with maps (a test across "
+                        "participants needs two or more)")
     write_tables(folder, tracer, table, pd.DataFrame(region_rows), exposure_fit, skipped,
                  pd.DataFrame(left, columns=["participant_id", "reason"]), config, not_done)
     if voxelwise:
-        occupancy_maps(config, tracer, voxelwise, grid, labels, folder)
+        occupancy_maps(config, tracer, voxelwise, grid, labels, folder,
+                       paired_test=len(voxelwise) > 1)
     from bids_app.occupancy_report import occupancy_report
     occupancy_report(folder, tracer, pair, occupancy_methods(config, pair, not voxelwise),
                      settings.exposure_column, not_done)
-    return (f"{len(table)} participants, mean {table['occupancy'].mean():.3f}; left out "
+    return (f"{len(table)} participant(s), mean {table['occupancy'].mean():.3f}; left out "
             f"{len(left)}" + (f"; skipped {'; '.join(not_done)}" if not_done else ""))
 
 
 def occupancy_maps(config: Config, tracer: str, maps: dict, grid: Grid, labels: np.ndarray,
-                   folder: Path) -> None:
-    """Each participant's occupancy maps (unsmoothed and smoothed), their mean, and the
-    voxelwise paired test that binding fell."""
+                   folder: Path, paired_test: bool = True) -> None:
+    """Each participant's occupancy maps (unsmoothed and smoothed), their mean, and (with
+    ``paired_test``) the voxelwise paired test that binding fell."""
     settings = config.group
     descs, threshold = (None, settings.smoothing_desc), settings.min_baseline_bpnd
     smoothed, differences = [], []
@@ -177,7 +181,8 @@ def occupancy_maps(config: Config, tracer: str, maps: dict, grid: Grid, labels: 
         differences.append(mine["baseline", descs[1]] - mine["blocked", descs[1]])
     write_nifti(folder / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
                                           meas="occupancy"), mean_map(smoothed), grid.affine)
-    binding_fell(config, tracer, np.stack(differences), grid, labels, folder)
+    if paired_test:
+        binding_fell(config, tracer, np.stack(differences), grid, labels, folder)
 
 
 CONTRAST = "baselineGtBlocked"
@@ -306,12 +311,12 @@ def occupancy_methods(config: Config, pair: SessionPair, regional_only: bool = F
     voxelwise = (
         "Voxelwise occupancy maps were computed in "
         f"MNI152NLin2009cAsym from the unsmoothed and the smoothed maps where baseline BPND "
-        f"reached {s.min_baseline_bpnd:g}, and averaged across participants. That binding "
-        "fell was tested voxel by voxel on the differences of the smoothed maps (baseline - "
-        "blocked) by a one-sample t test with clusters at an uncorrected p < "
-        f"{s.cluster_threshold:g}, cluster p-values from {s.n_permutations} random sign flips "
-        "of the participants (or every flip where there are no more) and cluster-level FDR "
-        f"at q = {s.fdr_q:g}. ")
+        f"reached {s.min_baseline_bpnd:g}, and averaged across participants. Where two or "
+        "more participants had maps, that binding fell was tested voxel by voxel on the "
+        "differences of the smoothed maps (baseline - blocked) by a one-sample t test with "
+        f"clusters at an uncorrected p < {s.cluster_threshold:g}, cluster p-values from "
+        f"{s.n_permutations} random sign flips of the participants (or every flip where there "
+        f"are no more) and cluster-level FDR at q = {s.fdr_q:g}. ")
     text += (f"No {s.model_label} BPND maps were available (regional fits only), so no "
              "voxelwise analysis was done. " if regional_only else voxelwise)
     if s.exposure_column:

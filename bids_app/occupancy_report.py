@@ -102,7 +102,7 @@ def occupancy_report(folder: Path, tracer: str, pair, methods: list[str],
     participants, regions = table("participant"), table("region")
     parts = [f"<h1>petbind {__version__}: occupancy, {html.escape(tracer)}</h1>",
              f"<p>Baseline ses-{html.escape(pair.labels[0])}, blocked "
-             f"ses-{html.escape(pair.labels[1])}; {len(participants)} participants, mean "
+             f"ses-{html.escape(pair.labels[1])}; {len(participants)} participant(s), mean "
              f"occupancy {participants['occupancy'].mean():.3f}.</p>",
              "<h2>Occupancy plot per participant</h2><p>Filled: regions in the fit; line: "
              "through the origin (slope = occupancy); dotted: with an intercept.</p>"
