@@ -113,7 +113,9 @@ def _recurrence(th: NDArray[np.float64], grid: NDArray[np.float64], decay: NDArr
 def running_integral(timing: FrameTiming, tacs: ArrayLike) -> NDArray[np.float64]:
     """Integral from 0 to each mid-frame time of the piecewise-linear curve through (0, 0) and
     the frame means (last axis = frames); unit of the TAC x minutes."""
-    tacs = np.asarray(tacs, dtype=np.float64)
+    # linear in the TAC: one matrix product, the trapezoids' running sums applied to each
+    # unit TAC (rows of the identity), far faster for many TACs than a cumsum along frames
     t = np.concatenate([[0.0], timing.mid_min])
-    v = np.concatenate([np.zeros(tacs.shape[:-1] + (1,)), tacs], axis=-1)
-    return np.cumsum(0.5 * (v[..., 1:] + v[..., :-1]) * np.diff(t), axis=-1)
+    v = np.vstack([np.zeros(timing.n_frames), np.eye(timing.n_frames)]).T   # (F, F + 1)
+    matrix = np.cumsum(0.5 * (v[:, 1:] + v[:, :-1]) * np.diff(t), axis=-1)
+    return np.asarray(tacs, dtype=np.float64) @ matrix

@@ -89,15 +89,19 @@ def weighted_line_fits(x1: NDArray[np.float64], x2: NDArray[np.float64],
     (X'WX)^-1 wRSS / dof, NaN without degrees of freedom), the weighted RSS (n,) and the
     number of frames used (n,). NaN coefficients where the design is singular."""
     shape = np.broadcast_shapes(x1.shape, x2.shape, y.shape, w.shape)
-    s11, s12, s22 = (w * x1 * x1).sum(-1), (w * x1 * x2).sum(-1), (w * x2 * x2).sum(-1)
-    t1, t2 = (w * x1 * y).sum(-1), (w * x2 * y).sum(-1)
+    wx1, wx2 = w * x1, w * x2
+
+    def dot(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.einsum("...f,...f->...", a, b)
+
+    s11, s12, s22, t1, t2 = dot(wx1, x1), dot(wx1, x2), dot(wx2, x2), dot(wx1, y), dot(wx2, y)
     det = s11 * s22 - s12 * s12
     with np.errstate(divide="ignore", invalid="ignore"):
         det = np.where(np.abs(det) > 1e-12 * np.abs(s11 * s22), det, np.nan)
         b1 = (s22 * t1 - s12 * t2) / det
         b2 = (s11 * t2 - s12 * t1) / det
-        resid = y - b1[..., None] * x1 - b2[..., None] * x2
-        wrss = (w * resid * resid).sum(-1)
+        # at the least-squares solution the weighted RSS is y'Wy - b'X'Wy: no residual array
+        wrss = np.maximum(dot(w * y, y) - b1 * t1 - b2 * t2, 0.0)
         used = np.broadcast_to(w > 0, shape).sum(-1)
         scale = np.where(used > 2, wrss / (used - 2), np.nan) / det
     cov = np.empty(b1.shape + (2, 2))

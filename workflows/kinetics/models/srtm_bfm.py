@@ -142,14 +142,14 @@ def fit_srtm_bfm(tacs: ArrayLike, basis_set: BasisSet, chunk_voxels: int = BASIS
         theta2 = p2_best / basis_set.r22[best]
         theta1 = (p1 - basis_set.r12[best] * theta2) / basis_set.r11
         theta3 = theta[best]
-        fitted = theta1[:, None] * basis_set.reference + theta2[:, None] * basis_set.basis[best]
-        resid = (y - fitted) * basis_set.sqrt_w
         k2 = theta2 + theta1 * theta3
         out["r1"][lo:hi] = theta1
         out["k2"][lo:hi] = k2
         out["k2a"][lo:hi] = theta3
         out["bpnd"][lo:hi] = k2 / theta3 - 1.0
-        out["wrss"][lo:hi] = np.einsum("ij,ij->i", resid, resid)
+        # the residual is what the two orthonormal directions leave of yw (module docstring)
+        rss = np.einsum("ij,ij->i", yw, yw) - p1 * p1 - p2_best * p2_best
+        out["wrss"][lo:hi] = np.maximum(rss, 0.0)
         on_bound[lo:hi] = (best == 0) | (best == last)
 
     starts = range(0, n_vox, chunk_voxels)
