@@ -25,9 +25,9 @@ from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
 from workflows.kinetics.models import get_model
 from workflows.simulation.anatomy import SubjectWarp
 from workflows.simulation.pet import KineticSettings
-from workflows.simulation.phantom import (Anatomy, Atlas, anatomy_from_t1w, make_anatomy,
-                                          mni_output_grid, simulate_scan, simulated_estimate,
-                                          to_output_grid)
+from workflows.simulation.phantom import (Anatomy, Atlas, ScanPhantom, anatomy_from_t1w,
+                                          make_anatomy, mni_output_grid, simulate_scan,
+                                          simulated_estimate, to_output_grid)
 from workflows.simulation.receptors import (PATTERNS, bpnd_map, subject_regional_bpnd,
                                            with_session_variation)
 
@@ -65,6 +65,7 @@ class SimulationConfig:
     t1w: Path | None = None
     skull_stripped: bool = False    # T1w written as brain only (zero outside the truth mask)
     defaced: bool = False           # T1w with the face removed, as shared datasets are
+    petprep_layout: bool = False    # also derivatives/petprep/, as PETPrep would write them
 
     @property
     def n_subjects(self) -> int:
@@ -164,6 +165,12 @@ def simulate(cfg: SimulationConfig, log=print) -> None:
                    {**dataset_description("petbind (simulated participant level)", True),
                     "SourceDatasets": [{"URL": "file://../.."}]})
 
+    if cfg.petprep_layout:
+        write_json(root / "derivatives" / "petprep" / "dataset_description.json", {
+            **dataset_description("PETPrep-style derivatives (petbind-simulate)", True),
+            "GeneratedBy": [{"Name": "PETPrep", "Version": "simulated",
+                             "Description": "petbind-simulate --petprep-layout: perfect motion "
+                             "correction, the true anatomy in FreeSurfer's names"}]})
     atlas = Atlas()
     rows: list[dict] = []
     # scratch: registrations of a given T1w (--t1w), used until the person's last scan is written
@@ -276,11 +283,13 @@ def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, scan: names.S
                             KineticSettings(target_model=cfg.target_model,
                                             k4_per_min=cfg.k4_per_min),
                             reference, lookup_tracer(tracer).radionuclide, cfg.motion_mm,
-                            cfg.psf_fwhm_mm, cfg.noise, rng)
+                            cfg.psf_fwhm_mm, cfg.noise, rng, motion_corrected=cfg.petprep_layout)
     affine = anatomy.pet_grid.affine
+    sidecar = pet_sidecar(tracer, timing, 400.0 * phantom.dose, cfg.psf_fwhm_mm)
     write_nifti(names.scan_file(root, scan, "pet", ".nii.gz"), phantom.pet, affine)
-    write_json(names.scan_file(root, scan, "pet", ".json"),
-               pet_sidecar(tracer, timing, 400.0 * phantom.dose, cfg.psf_fwhm_mm))
+    write_json(names.scan_file(root, scan, "pet", ".json"), sidecar)
+    if cfg.petprep_layout:
+        write_petprep(root / "derivatives" / "petprep", scan, anatomy, phantom, sidecar)
 
     def truth(suffix: str, extension: str = ".nii.gz", **entities: str) -> Path:
         return names.scan_file(truth_root, scan, suffix, extension, **entities)
@@ -301,6 +310,50 @@ def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, scan: names.S
         "the frame shows the head moved by this pose relative to frame 0",
         "RotationCentreMm": phantom.pose_centre_mm.tolist(),
         "trans_x": {"Units": "mm"}, "rot_x": {"Units": "rad"}})
+
+
+def write_petprep(root: Path, scan: names.ScanEntities, anatomy: Anatomy,
+                  phantom: ScanPhantom, sidecar: dict) -> None:
+    """One scan as PETPrep would leave it, perfectly preprocessed: the motion-free PET in T1w
+    space (the phantom's PET grid lies in the T1w's world), its brain mask, the true anatomy as
+    a FreeSurfer-named segmentation (``seg-gtm``; :mod:`workflows.simulation.freesurfer`) with
+    its volumes, and the regional TACs from it, times in seconds from TimeZero as the raw
+    sidecar's."""
+    from workflows.imaging.atlas import atlas_labels
+    from workflows.simulation.freesurfer import freesurfer_segmentation
+
+    pet_dir = names.subject_dir(root, scan.subject, scan.session, "pet")
+    anat_dir = names.subject_dir(root, scan.subject, scan.session, "anat")
+    stem, anat_stem = scan.prefix, names.filename("", "", sub=scan.subject, ses=scan.session)
+    affine = anatomy.pet_grid.affine
+    write_nifti(pet_dir / f"{stem}_space-T1w_desc-preproc_pet.nii.gz", phantom.pet_corrected,
+                affine)
+    write_json(pet_dir / f"{stem}_space-T1w_desc-preproc_pet.json",
+               {**sidecar, "Description": "motion-corrected PET in T1w space (simulated)"})
+    write_nifti(pet_dir / f"{stem}_space-T1w_desc-brain_mask.nii.gz",
+                (anatomy.labels_pet > 0).astype(np.uint8), affine, dtype=np.uint8)
+    segmentation, regions = freesurfer_segmentation(anatomy.labels_t1, atlas_labels())
+    write_nifti(anat_dir / f"{anat_stem}_seg-gtm_dseg.nii.gz", segmentation.astype(np.int16),
+                anatomy.t1_grid.affine, dtype=np.int16)
+    write_tsv(anat_dir / f"{anat_stem}_seg-gtm_dseg.tsv",
+              pd.DataFrame({"index": list(regions), "name": list(regions.values())}))
+    voxel_mm3 = abs(np.linalg.det(anatomy.t1_grid.affine[:3, :3]))
+    write_tsv(anat_dir / f"{anat_stem}_desc-preproc_seg-gtm_morph.tsv", pd.DataFrame({
+        "index": list(regions), "name": list(regions.values()),
+        "volume-mm3": [float((segmentation == i).sum() * voxel_mm3) for i in regions]}))
+    on_pet, pet_regions = freesurfer_segmentation(anatomy.labels_pet, atlas_labels())
+    frames = phantom.pet_corrected.reshape(-1, phantom.pet_corrected.shape[3])
+    flat = on_pet.reshape(-1)
+    timing = phantom.timing
+    tacs = pd.DataFrame({"frame_start": timing.start_s, "frame_end": timing.end_s})
+    for index, name in pet_regions.items():
+        tacs[name] = frames[flat == index].mean(axis=0, dtype=np.float64)
+    write_tsv(pet_dir / f"{stem}_desc-preproc_seg-gtm_tacs.tsv", tacs)
+    write_json(pet_dir / f"{stem}_desc-preproc_seg-gtm_tacs.json", {
+        "frame_start": {"Units": "s", "Description": "from TimeZero"},
+        "frame_end": {"Units": "s", "Description": "from TimeZero"},
+        "Units": sidecar.get("Units", "Bq/mL"),
+        "Description": "mean of the motion-corrected PET in each region (simulated)"})
 
 
 def write_fast_derivatives(cfg: SimulationConfig, root: Path, scan: names.ScanEntities,

@@ -63,6 +63,10 @@ def build_parser() -> Parser:
     p.add_argument("--deface", action="store_true",
                    help="remove the T1w's face (set to 0 in front of and below a plane under the "
                    "brow, as defacing tools do), as datasets shared on OpenNeuro are")
+    p.add_argument("--petprep-layout", action="store_true",
+                   help="also write OUT_DIR/derivatives/petprep as PETPrep would (motion-"
+                   "corrected PET in T1w space, a FreeSurfer-named segmentation seg-gtm, "
+                   "regional TACs), for `petbind ... --derivatives OUT_DIR/derivatives/petprep`")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--version", action="version", version=f"petbind {__version__}")
@@ -147,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.occupancy < 1:
         raise PetbindError("--occupancy must be in [0, 1)", EX_USAGE)
     check_exposure_options(args, sessions)
+    if args.petprep_layout and args.derivatives_only:
+        raise PetbindError("--petprep-layout needs images: leave out --derivatives-only",
+                           EX_USAGE)
     cfg = SimulationConfig(
         out_dir=args.out_dir, groups=parse_groups(args.groups, args.n_subjects),
         group_column=args.group_column, tracers=args.tracer or ["carfentanil"], effects=effects,
@@ -158,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         k4_per_min=args.k4, age_effect_per_decade=args.age_effect, sex_effect=args.sex_effect,
         derivatives_only=args.derivatives_only, derivatives_noise=args.derivatives_noise,
         t1w=args.t1w,
-        skull_stripped=args.skull_stripped, defaced=args.deface)
+        skull_stripped=args.skull_stripped, defaced=args.deface,
+        petprep_layout=args.petprep_layout)
     if cfg.t1w is not None and not cfg.t1w.is_file():
         raise PetbindError(f"{cfg.t1w}: no such T1w image", EX_NOINPUT)
     t0 = time.perf_counter()

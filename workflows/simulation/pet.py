@@ -109,25 +109,38 @@ def scan_pet(activity: NDArray[np.float32], fine: Grid, pet: Grid, timing: Frame
     ``psf_fwhm_mm`` (FWHM), each frame seen through its head pose, then Gaussian noise with
     variance proportional to counts (SD = s sqrt(C x DCF / duration)); ``noise_level`` is the
     relative SD of a voxel at the brain's mean activity in the last frame."""
+    return scan_pet_poses(activity, fine, pet, timing, [motion], psf_fwhm_mm, noise_level,
+                          radionuclide, rng)[0]
+
+
+def scan_pet_poses(activity: NDArray[np.float32], fine: Grid, pet: Grid, timing: FrameTiming,
+                   motions: list[NDArray[np.float64]], psf_fwhm_mm: float, noise_level: float,
+                   radionuclide: str, rng: np.random.Generator) -> list[NDArray[np.float32]]:
+    """:func:`scan_pet` of the same activity under each of ``motions`` (e.g. the head's and
+    none, for an image and its perfectly motion-corrected version): the blur is computed once
+    per frame; each image gets its own noise, drawn in the order of ``motions``."""
     fine_vox = float(abs(fine.affine[0, 0]))
     sigma = fine_grid_blur_sd_mm(psf_fwhm_mm, fine_vox) / fine_vox
     centre = pose_centre(fine)
     pet_points = pet.world_coordinates()
     to_fine = np.linalg.inv(fine.affine)
-    out = np.zeros((*pet.shape, timing.n_frames), dtype=np.float32)
+    images = [np.zeros((*pet.shape, timing.n_frames), dtype=np.float32) for _ in motions]
     for f in range(timing.n_frames):
         frame = ndimage.gaussian_filter(activity[..., f], sigma) if sigma > 0 else activity[..., f]
-        # a point x of the moved head was at pose^-1 x in the reference position
-        inverse_pose = np.linalg.inv(pose_matrix(motion[f], centre))
-        m = to_fine @ inverse_pose
-        coords = (pet_points @ m[:3, :3].T + m[:3, 3]).T
-        out[..., f] = ndimage.map_coordinates(frame, coords, order=1, mode="constant",
-                                              cval=0.0).reshape(pet.shape)
+        for out, motion in zip(images, motions):
+            # a point x of the moved head was at pose^-1 x in the reference position
+            inverse_pose = np.linalg.inv(pose_matrix(motion[f], centre))
+            m = to_fine @ inverse_pose
+            coords = (pet_points @ m[:3, :3].T + m[:3, 3]).T
+            out[..., f] = ndimage.map_coordinates(frame, coords, order=1, mode="constant",
+                                                  cval=0.0).reshape(pet.shape)
     if noise_level > 0:
         dcf = decay_factors(timing, radionuclide)
-        brain = out[..., -1] > 0.05 * out[..., -1].max()
-        mean_last = float(out[..., -1][brain].mean())
-        scale = noise_level * mean_last / np.sqrt(mean_last * dcf[-1] / timing.duration_min[-1])
-        sd = scale * np.sqrt(np.maximum(out, 0) * dcf / timing.duration_min)
-        out += (sd * rng.standard_normal(out.shape)).astype(np.float32)
-    return out
+        for out in images:
+            brain = out[..., -1] > 0.05 * out[..., -1].max()
+            mean_last = float(out[..., -1][brain].mean())
+            scale = noise_level * mean_last / np.sqrt(mean_last * dcf[-1] /
+                                                      timing.duration_min[-1])
+            sd = scale * np.sqrt(np.maximum(out, 0) * dcf / timing.duration_min)
+            out += (sd * rng.standard_normal(out.shape)).astype(np.float32)
+    return images

@@ -19,8 +19,8 @@ from workflows.kinetics.compartments import FengInput
 from workflows.kinetics.frames import FrameTiming
 from workflows.simulation.anatomy import (deface, native_grid_around, random_warp, sample_image,
                                           synthesize_t1w, template_brain)
-from workflows.simulation.pet import (KineticSettings, pose_centre, random_motion, scan_pet,
-                                      tac_tables, voxel_tacs)
+from workflows.simulation.pet import (KineticSettings, pose_centre, random_motion,
+                                      scan_pet_poses, tac_tables, voxel_tacs)
 from workflows.simulation.receptors import tissue_class_of_labels
 
 RIM_ACTIVITY_FRACTION = 0.5   # activity of the unlabelled rim of the brain, of cortex
@@ -174,15 +174,18 @@ class ScanPhantom:
     fine_grid: Grid
     motion: NDArray[np.float64]          # (frames, 6) head poses
     pose_centre_mm: NDArray[np.float64]
+    pet_corrected: NDArray[np.float32] | None = None   # the same scan without head motion
 
 
 def simulate_scan(anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray, timing: FrameTiming,
                   kinetics: KineticSettings, reference_region: str, radionuclide: str,
                   motion_mm: float, psf_fwhm_mm: float, noise: float,
-                  rng: np.random.Generator) -> ScanPhantom:
+                  rng: np.random.Generator, motion_corrected: bool = False) -> ScanPhantom:
     """Dynamic PET from the receptor truth ``bp_atlas`` (on the atlas grid): kinetics per voxel
     from a plasma input scaled by a random dose, the brain's unlabelled rim at
-    :data:`RIM_ACTIVITY_FRACTION` of cortex, head motion, the scanner's PSF and noise."""
+    :data:`RIM_ACTIVITY_FRACTION` of cortex, head motion, the scanner's PSF and noise; with
+    ``motion_corrected`` also the scan as perfect motion correction would give it (the head
+    still, its own noise), as a preprocessing tool's output."""
     dose = float(rng.uniform(0.8, 1.2))
     plasma = FengInput(a1=FengInput.a1 * dose, a2=FengInput.a2 * dose, a3=FengInput.a3 * dose)
     fine_points = anatomy.warp(anatomy.fine.world_coordinates())
@@ -198,8 +201,9 @@ def simulate_scan(anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray, timing: 
     activity[anatomy.rim_fine.reshape(-1)] = RIM_ACTIVITY_FRACTION * rim_tac
     activity = activity.reshape((*anatomy.fine.shape, timing.n_frames))
     motion = random_motion(timing.n_frames, motion_mm, rng)
-    pet = scan_pet(activity, anatomy.fine, anatomy.pet_grid, timing, motion, psf_fwhm_mm,
-                   noise, radionuclide, rng)
+    motions = [motion] + ([np.zeros_like(motion)] if motion_corrected else [])
+    pet, *corrected = scan_pet_poses(activity, anatomy.fine, anatomy.pet_grid, timing, motions,
+                                     psf_fwhm_mm, noise, radionuclide, rng)
     pet_points = anatomy.warp(anatomy.pet_grid.world_coordinates())
     bp_native = sample_image((bp_atlas, atlas.affine), pet_points, order=0).reshape(
         anatomy.pet_grid.shape)
@@ -211,7 +215,7 @@ def simulate_scan(anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray, timing: 
                                anatomy.warp(fine.world_coordinates()), order=0)
     return ScanPhantom(timing, dose, pet, bp_native, reference,
                        labels_fine.reshape(fine.shape).astype(np.int16), fine, motion,
-                       pose_centre(anatomy.fine))
+                       pose_centre(anatomy.fine), corrected[0] if corrected else None)
 
 
 def simulated_estimate(bp_mni: np.ndarray, grid: Grid, noise: float, smoothing_fwhm_mm: float,
