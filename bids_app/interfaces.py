@@ -20,6 +20,7 @@ WRITERS = {
     "regional": "bids_app.derivatives:write_regional_derivatives",
     "anat": "bids_app.derivatives:write_anat_derivatives",
     "report": "bids_app.reports:scan_report",
+    "regional_report": "bids_app.reports:regional_report",
 }
 
 

@@ -102,14 +102,19 @@ def _add_regional(workflow: pe.Workflow, scan, config: Config, methods: dict) ->
         regional_wf = init_regional_wf(table=table, reference=record["reference"],
                                        theta3_range_per_min=record["theta3_range_per_min"],
                                        name=f"{scan.ident}_regional{suffix}")
-        methods.setdefault(scan.tracer, [intro("participant"), f"The {scan.tracer} scans "
-                                         f"preprocessed by {scan.folder.source} were processed "
-                                         "as follows. " + regional_wf.__desc__])
+        paragraphs = [intro("participant"), f"The {scan.tracer} scans preprocessed by "
+                      f"{scan.folder.source} were processed as follows. " + regional_wf.__desc__]
+        methods.setdefault(scan.tracer, paragraphs)
         fields = ["tacs", *[f"{node_key(m)}_kinpar" for m in regional_models()]]
         sink = writer_node("regional", fields, {**record, "table": table, "qc_thresholds":
                                                 config.participant.qc_thresholds}, config,
                            f"{scan.ident}_derivatives{suffix}")
         workflow.connect([(regional_wf, sink, [(f"outputnode.{f}", f) for f in fields])])
+        if table["pvc"] is None:            # the report, once the uncorrected fits are written
+            report = writer_node("regional_report", ["written"],
+                                 {**record, "table": table, "methods": paragraphs}, config,
+                                 f"{scan.ident}_report")
+            workflow.connect(sink, "out", report, "written")
 
 
 def _add_anat(workflow: pe.Workflow, scan: Scan, config: Config) -> pe.Workflow:

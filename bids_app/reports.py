@@ -76,15 +76,28 @@ def overlay_figure(background: str, overlay: str, path: Path, title: str,
     return _save(fig, path)
 
 
+def plotted_regions(kin: pd.DataFrame, n: int = 6) -> list[str]:
+    """The seed study's ROIs where the fits name them; else ``n`` regions spread over the range
+    of BPND (its highest and lowest among them), so that any segmentation's TACs are shown."""
+    seed = [r for r in SEED_ROIS if r in kin.index]
+    if seed:
+        return seed[:n]
+    usable = ~kin["on_bound"].astype(bool) if "on_bound" in kin else True
+    ranked = kin.loc[usable, "BPND"].dropna().sort_values()
+    picks = np.unique(np.linspace(0, len(ranked) - 1, min(n, len(ranked))).round().astype(int))
+    return list(ranked.index[picks[::-1]])
+
+
 def tac_figure(tacs_tsv: str, kinpar_tsv: str, reference: str, model: str, path: Path) -> str:
-    """The reference TAC and up to six seed ROIs' TACs with the regional model's curves."""
+    """The reference TAC and up to six regions' TACs (:func:`plotted_regions`) with the
+    regional model's curves."""
     timing, tacs = read_tacs_table(tacs_tsv)
     kin = pd.read_csv(kinpar_tsv, sep="\t").set_index("region")
     kinetic = get_model(model)
     ref = tacs[reference].to_numpy()
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(timing.mid_min, ref, "k.-", label=f"{reference} (reference)")
-    for region in [r for r in SEED_ROIS if r in kin.index][:6]:
+    for region in plotted_regions(kin):
         row = kin.loc[region]
         line, = ax.plot(timing.mid_min, tacs[region], "o", ms=3)
         curve = kinetic.fitted(timing, ref, row.to_dict()) if np.isfinite(row["BPND"]) else None
@@ -161,12 +174,20 @@ def anatomy_figures(products: dict, figdir: Path, scan_name: str) -> dict[str, s
     }
 
 
+MAX_LISTED_WARNINGS = 5       # regional fits on a bound listed one by one, up to this many
+
+
 def scan_warnings(qc_tsv: str, kinpar_tsv: str) -> list[str]:
     """Warnings of a scan: every flagged QC metric (anatomy, coregistration, reference region,
     fits on a bound, head motion), and each regional fit on a bound."""
     out = flagged_messages(pd.read_csv(qc_tsv, sep="\t"))
     kin = pd.read_csv(kinpar_tsv, sep="\t", keep_default_na=False, na_values=["n/a"])
-    for _, row in kin[kin["on_bound"].astype(bool)].iterrows():
+    bound = kin[kin["on_bound"].astype(bool)]
+    if len(bound) > MAX_LISTED_WARNINGS:          # one line, not a screenful
+        out.append(f"regional SRTM on a bound in {len(bound)} of {len(kin)} regions ("
+                   f"{', '.join(bound['region'][:MAX_LISTED_WARNINGS])}, ...): see the table")
+        return out
+    for _, row in bound.iterrows():
         out.append(f"regional SRTM for {row['region']}: {row['warnings']}")
     return out
 
@@ -213,6 +234,57 @@ def scan_report(output_dir: str, scan: dict, products: dict) -> str:
     parts.append("<h2>Quality control</h2>" + pd.read_csv(products["qc"], sep="\t").to_html(
         index=False, float_format="%.4g", na_rep=""))
     parts.append("<h2>Methods</h2>" + render_html(scan["methods"]))
+    path = out / names.report_name(entities)
+    write_text(path, html_page(scan_name, parts))
+    return str(path)
+
+
+def regional_report(output_dir: str, scan: dict, products: dict) -> str:
+    """The report of a scan whose TACs were made elsewhere (PETPrep): where they came from,
+    warnings, the TACs with the SRTM fits, every model's BPND per region, QC and methods;
+    ``products["written"]``: the files of the uncorrected table's writer."""
+    out = Path(output_dir)
+    entities = names.ScanEntities(scan["subject"], scan["session"], scan["tracer"], scan["run"])
+    scan_name = entities.prefix
+    written = [Path(p) for p in products["written"]]
+    tacs = next(p for p in written if p.name.endswith("_tacs.tsv"))
+    kinpars = {p.name.split("_model-")[1].split("_")[0]: p for p in written
+               if p.name.endswith("_kinpar.tsv")}
+    qc = next(p for p in written if p.name.endswith("_qc.tsv"))
+    table, reference = scan["table"], scan["reference"]
+    figure = tac_figure(str(tacs), str(kinpars["SRTM"]), reference["name"], "srtm",
+                        out / "figures" / f"sub-{scan['subject']}" / f"{scan_name}_tacs.png")
+    warnings = scan_warnings(str(qc), str(kinpars["SRTM"]))
+    source = scan["provenance"]
+    left_out = table["left_out"]
+    facts = {
+        "TACs": f"{table['path']} (seg-{scan['seg']}; {source['PreprocessedBy']})",
+        "Reference region": f"{reference['name']}: {', '.join(reference['labels'])} "
+                            f"({reference['weighting']})",
+        "Times": f"from injection: the table's times minus InjectionStart "
+                 f"{table['shift_s']:g} s" + (f"; {table['first_frame']} frame(s) before "
+                                               "injection dropped" if table["first_frame"]
+                                               else ""),
+        "Regions fitted": str(len(table["regions"])),
+        "Regions left out": ", ".join(f"{r} ({why})" for r, why in left_out.items()) or "none",
+    }
+    bpnd = pd.DataFrame({label: pd.read_csv(path, sep="\t").set_index("region")["BPND"]
+                         for label, path in kinpars.items()})
+    parts = [f"<h1>petbind {__version__}: {html.escape(scan_name)}</h1>",
+             "<p>Regional kinetic modelling of time-activity curves preprocessed elsewhere "
+             "(no images).</p>",
+             "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                                 for k, v in facts.items()) + "</table>",
+             "<h2>Warnings</h2>",
+             "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>"
+             if warnings else "<p>None.</p>",
+             "<h2>TACs and regional SRTM fits</h2>"
+             f"<img src='figures/sub-{scan['subject']}/{figure}'>",
+             "<h2>BPND by model</h2>" + bpnd.reset_index().to_html(
+                 index=False, float_format="%.3f", na_rep="n/a"),
+             "<h2>Quality control</h2>" + pd.read_csv(qc, sep="\t").to_html(
+                 index=False, float_format="%.4g", na_rep=""),
+             "<h2>Methods</h2>" + render_html(scan["methods"])]
     path = out / names.report_name(entities)
     write_text(path, html_page(scan_name, parts))
     return str(path)

@@ -168,6 +168,22 @@ def test_sidecars_say_where_the_tacs_came_from_and_what_was_left_out(simulated):
     assert tree_digest(simulated["bids"]) == simulated["before"]      # input untouched
 
 
+def test_each_tac_scan_has_a_report_of_its_source_and_every_models_bpnd(simulated):
+    # what a reader checks in seconds: which table, which reference labels, the time shift and
+    # what was left out; the TACs with their fits (a figure), and BPND of every model per region
+    report = (simulated["out"] / "sub-01_trc-carfentanil.html").read_text()
+    assert "sub-01_desc-preproc_seg-gtm_tacs.tsv" in report and "PETPrep 0.0.3" in report
+    assert all(label in report for label in REFERENCE) and "InjectionStart 60 s" in report
+    assert "Left-Lateral-Ventricle (not brain tissue)" in report
+    assert "ctx-rh-insula (n/a values)" in report
+    assert (simulated["out"] / "figures" / "sub-01" / "sub-01_trc-carfentanil_tacs.png").is_file()
+    table = report.split("BPND by model")[1].split("Quality control")[0]
+    assert all(f"<th>{model}</th>" in table for model in MODELS)
+    for model in MODELS:                          # the table shows the fits' values
+        for region in TRUTH:
+            assert f"{kinpar(simulated['out'], model).loc[region, 'BPND']:.3f}" in table
+
+
 def test_the_reference_is_the_volume_weighted_mean_of_its_labels(tmp_path):
     from workflows.imaging.tacs import prepare_regional_tacs
     from workflows.kinetics.metadata import PETMetadata
@@ -464,6 +480,13 @@ def test_srtm_fits_on_their_bounds_are_flagged_in_real_mc1(mc1, capsys):
         "sub-*/ses-*/pet/*_qc.tsv")]
     assert len(flagged) == 2 * len(MC1_PARTICIPANTS)
     assert any(flagged)
+    # each report warns of it: the QC line and the regions on a bound, one by one up to five,
+    # else in one line (not a screenful)
+    reports = [r.read_text() for r in mc1["out"].glob("sub-*_trc-mc1.html")]
+    assert len(reports) == 2 * len(MC1_PARTICIPANTS)
+    for text in reports:
+        assert text.split("<h2>Warnings</h2>")[1].split("<h2>")[0].count("<li>") <= 6
+    assert any("regional SRTM on a bound in" in text for text in reports)
 
 
 def test_mrtm2_and_srtm2_agree_on_real_mc1_cortex(mc1):

@@ -370,8 +370,9 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
     ok, bad = [], []
     for scan in scans:
         if hasattr(scan, "folder"):              # TACs from PETPrep: regional fits only
-            done = names.scan_file(out_dir, scan.entities, "kinpar", ".tsv",
-                                   model="SRTM").exists()
+            done = (names.scan_file(out_dir, scan.entities, "kinpar", ".tsv",
+                                    model="SRTM").exists()
+                    and (out_dir / names.report_name(scan.entities)).exists())
         else:
             bpnd = names.scan_file(out_dir, scan.entities, "mimap", ".nii.gz",
                                    space=names.TEMPLATE_SPACE, model=label, meas="BPND")
@@ -383,7 +384,7 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
     for scan, _ in ok:
         if hasattr(scan, "folder"):
             say(config, f"  ok      {scan.name} (regional fits of {scan.folder.source} TACs, "
-                f"seg-{scan.seg}: {names.subject_dir(out_dir, scan.subject, scan.session, 'pet')})")
+                f"seg-{scan.seg}; report: {out_dir / names.report_name(scan.entities)})")
         else:
             say(config, f"  ok      {scan.name} (preprocessed by petbind; report: "
                 f"{out_dir / names.report_name(scan.entities)})")
