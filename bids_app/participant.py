@@ -97,6 +97,8 @@ def _add_regional(workflow: pe.Workflow, scan, config: Config, methods: dict) ->
     from workflows.regional import init_regional_wf, node_key, regional_models
 
     record = scan.record
+    # the report follows the uncorrected table (PETPrep writes one), else the first
+    report_table = next((t for t in record["tables"] if t["pvc"] is None), record["tables"][0])
     for table in record["tables"]:
         suffix = f"_pvc{table['pvc']}" if table["pvc"] else ""
         regional_wf = init_regional_wf(table=table, reference=record["reference"],
@@ -110,7 +112,7 @@ def _add_regional(workflow: pe.Workflow, scan, config: Config, methods: dict) ->
                                                 config.participant.qc_thresholds}, config,
                            f"{scan.ident}_derivatives{suffix}")
         workflow.connect([(regional_wf, sink, [(f"outputnode.{f}", f) for f in fields])])
-        if table["pvc"] is None:            # the report, once the uncorrected fits are written
+        if table is report_table:           # the report, once these fits are written
             report = writer_node("regional_report", ["written"],
                                  {**record, "table": table, "methods": paragraphs}, config,
                                  f"{scan.ident}_report")

@@ -177,10 +177,10 @@ def anatomy_figures(products: dict, figdir: Path, scan_name: str) -> dict[str, s
 MAX_LISTED_WARNINGS = 5       # regional fits on a bound listed one by one, up to this many
 
 
-def scan_warnings(qc_tsv: str, kinpar_tsv: str) -> list[str]:
+def scan_warnings(qc_tsv: str | None, kinpar_tsv: str) -> list[str]:
     """Warnings of a scan: every flagged QC metric (anatomy, coregistration, reference region,
     fits on a bound, head motion), and each regional fit on a bound."""
-    out = flagged_messages(pd.read_csv(qc_tsv, sep="\t"))
+    out = flagged_messages(pd.read_csv(qc_tsv, sep="\t")) if qc_tsv else []
     kin = pd.read_csv(kinpar_tsv, sep="\t", keep_default_na=False, na_values=["n/a"])
     bound = kin[kin["on_bound"].astype(bool)]
     if len(bound) > MAX_LISTED_WARNINGS:          # one line, not a screenful
@@ -250,11 +250,11 @@ def regional_report(output_dir: str, scan: dict, products: dict) -> str:
     tacs = next(p for p in written if p.name.endswith("_tacs.tsv"))
     kinpars = {p.name.split("_model-")[1].split("_")[0]: p for p in written
                if p.name.endswith("_kinpar.tsv")}
-    qc = next(p for p in written if p.name.endswith("_qc.tsv"))
+    qc = next((p for p in written if p.name.endswith("_qc.tsv")), None)  # uncorrected only
     table, reference = scan["table"], scan["reference"]
     figure = tac_figure(str(tacs), str(kinpars["SRTM"]), reference["name"], "srtm",
                         out / "figures" / f"sub-{scan['subject']}" / f"{scan_name}_tacs.png")
-    warnings = scan_warnings(str(qc), str(kinpars["SRTM"]))
+    warnings = scan_warnings(str(qc) if qc else None, str(kinpars["SRTM"]))
     source = scan["provenance"]
     left_out = table["left_out"]
     facts = {
@@ -282,8 +282,8 @@ def regional_report(output_dir: str, scan: dict, products: dict) -> str:
              f"<img src='figures/sub-{scan['subject']}/{figure}'>",
              "<h2>BPND by model</h2>" + bpnd.reset_index().to_html(
                  index=False, float_format="%.3f", na_rep="n/a"),
-             "<h2>Quality control</h2>" + pd.read_csv(qc, sep="\t").to_html(
-                 index=False, float_format="%.4g", na_rep=""),
+             "<h2>Quality control</h2>" + (pd.read_csv(qc, sep="\t").to_html(
+                 index=False, float_format="%.4g", na_rep="") if qc else "<p>None.</p>"),
              "<h2>Methods</h2>" + render_html(scan["methods"])]
     path = out / names.report_name(entities)
     write_text(path, html_page(scan_name, parts))

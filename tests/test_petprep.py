@@ -184,6 +184,17 @@ def test_each_tac_scan_has_a_report_of_its_source_and_every_models_bpnd(simulate
             assert f"{kinpar(simulated['out'], model).loc[region, 'BPND']:.3f}" in table
 
 
+def test_a_scan_with_only_corrected_tacs_still_gets_its_report(tmp_path):
+    # PETPrep's partial-volume-corrected table alone: fitted, and the report follows it
+    data = petprep_dataset(tmp_path)
+    (data["deriv"] / "sub-01" / "pet" / "sub-01_desc-preproc_seg-gtm_tacs.tsv").unlink()
+    code, out = run_petbind(data, tmp_path)
+    assert code == 0
+    report = (out / "sub-01_trc-carfentanil.html").read_text()
+    assert "sub-01_desc-preproc_seg-gtm_pvc-GTM_tacs.tsv" in report
+    assert kinpar(out, "SRTM", "_pvc-GTM")["BPND"]["Left-Putamen"] == pytest.approx(2.0, rel=0.01)
+
+
 def test_the_reference_is_the_volume_weighted_mean_of_its_labels(tmp_path):
     from workflows.imaging.tacs import prepare_regional_tacs
     from workflows.kinetics.metadata import PETMetadata

@@ -370,9 +370,9 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
     ok, bad = [], []
     for scan in scans:
         if hasattr(scan, "folder"):              # TACs from PETPrep: regional fits only
-            done = (names.scan_file(out_dir, scan.entities, "kinpar", ".tsv",
-                                    model="SRTM").exists()
-                    and (out_dir / names.report_name(scan.entities)).exists())
+            fits = names.subject_dir(out_dir, scan.subject, scan.session, "pet").glob(
+                f"{scan.entities.prefix}_*model-SRTM_kinpar.tsv")      # with pvc- or without
+            done = (out_dir / names.report_name(scan.entities)).exists() and any(fits)
         else:
             bpnd = names.scan_file(out_dir, scan.entities, "mimap", ".nii.gz",
                                    space=names.TEMPLATE_SPACE, model=label, meas="BPND")
