@@ -96,7 +96,8 @@ def roi_figure(roi_table: pd.DataFrame, group: str, regions: list[str], path: Pa
     return _save(fig, path)
 
 
-MAX_PLOTTED = 12
+MAX_PLOTTED = 10          # regions in the ROI figure (its grid)
+MAX_TABLED = 20           # regions in the report's tables; the TSVs hold every region
 
 
 def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFrame,
@@ -138,12 +139,21 @@ def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFram
         f"<p>The {MAX_PLOTTED} regions of highest mean BPND.</p>" if plotted != regions
         else "") + "<img src='figures/" + roi_figure(roi, group, plotted,
                                                      figdir / f"{prefix}_roi.png") + "'>")
-    parts.append("<h2>ROI statistics (Table 2)</h2>" +
-                 stats_table[shown].to_html(index=False, float_format="%.4g"))
+    tabled, note = regions, ""
+    if len(regions) > MAX_TABLED:     # the regions of smallest p of the first (plain) model
+        first = stats_table[shown].groupby("region", sort=False).head(1)
+        tabled = list(first.sort_values("p")["region"][:MAX_TABLED])
+        note = (f"<p>{len(regions)} regions: the {MAX_TABLED} of smallest p (model "
+                f"{html.escape(str(first['model'].iloc[0]))}) here, every region in "
+                f"{names.group_name(tracer, 'stats', '.tsv', desc='roi')}.</p>")
+    rows = stats_table[shown & stats_table["region"].isin(tabled)]
+    rows = rows.iloc[np.argsort([tabled.index(r) for r in rows["region"]], kind="stable")]
+    parts.append("<h2>ROI statistics (Table 2)</h2>" + note +
+                 rows.to_html(index=False, float_format="%.4g"))
     tukey_path = group_dir / names.group_name(tracer, "tukey", ".tsv", desc="roi")
     if tukey_path.is_file():
         tukey = pd.read_csv(tukey_path, sep="\t")
-        parts.append("<h2>Tukey HSD</h2>" + tukey[tukey["region"].isin(regions)].to_html(
+        parts.append("<h2>Tukey HSD</h2>" + tukey[tukey["region"].isin(tabled)].to_html(
             index=False, float_format="%.4g"))
     design = sorted(group_dir.glob(names.group_name(tracer, "design", ".tsv", contrast="*")))
     if design:

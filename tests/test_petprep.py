@@ -442,6 +442,13 @@ def test_the_group_level_finds_the_planted_effect_from_the_simulated_layout(layo
     for region in freesurfer_pair("Thalamus"):
         row = plain.loc[region]
         assert row["p"] < 0.05 and row["mean_avoidant"] < row["mean_secure"], row.to_dict()
+    # a segmentation of ~80 regions: the report's table keeps the 20 of smallest p (the
+    # thalami among them), and says where every region is
+    report = (layout["out"] / "group" / "trc-carfentanil_report.html").read_text()
+    table = report.split("ROI statistics (Table 2)")[1].split("<h2>")[0]
+    assert f"{len(plain)} regions: the 20 of smallest p" in table
+    assert table.count("<tr") == 1 + 20 * stats["model"].nunique()      # header and rows
+    assert all(region in table for region in freesurfer_pair("Thalamus"))
 
 
 # REAL data: ds004869's [11C]MC1 PETPrep TACs. Six of the ten blocked participants (celecoxib,
