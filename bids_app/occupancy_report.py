@@ -68,18 +68,21 @@ def exposure_figure(participants: pd.DataFrame, fit: pd.Series, column: str,
 
 
 def voxelwise_sections(folder: Path, tracer: str, figdir: Path, prefix: str) -> list[str]:
-    """The mean occupancy map and the clusters where binding fell."""
+    """The mean occupancy map and the clusters where binding fell, those that were made."""
     parts = []
     mean_path = folder / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",
                                           meas="occupancy")
-    parts.append("<h2>Mean occupancy (smoothed maps)</h2><img src='figures/" +
-                 fraction_map_figure(mean_path, figdir / f"{prefix}_mean.png",
-                                     "mean occupancy") + "'>")
+    if mean_path.is_file():
+        parts.append("<h2>Mean occupancy (smoothed maps)</h2><img src='figures/" +
+                     fraction_map_figure(mean_path, figdir / f"{prefix}_mean.png",
+                                         "mean occupancy") + "'>")
     contrast = "baselineGtBlocked"
     thresholded = folder / names.group_name(tracer, "statmap", ".nii.gz", contrast=contrast,
                                             desc="clusterFDR", stat="t")
-    clusters = pd.read_csv(folder / names.group_name(tracer, "clusters", ".tsv",
-                                                     contrast=contrast), sep="\t")
+    clusters_path = folder / names.group_name(tracer, "clusters", ".tsv", contrast=contrast)
+    if not clusters_path.is_file():
+        return parts
+    clusters = pd.read_csv(clusters_path, sep="\t")
     parts.append("<h2>Where binding fell (baseline &gt; blocked, cluster-level FDR)</h2>")
     if clusters["significant"].any():
         from bids_app.group_report import glass_figure
@@ -118,12 +121,12 @@ def occupancy_report(folder: Path, tracer: str, pair, methods: list[str],
     if not_done:
         parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>"
                                                       for n in not_done) + "</ul>")
-    else:
-        parts += voxelwise_sections(folder, tracer, figdir, prefix)
+    parts += voxelwise_sections(folder, tracer, figdir, prefix)
     parts.append("<h2>Regional occupancy (mean over participants)</h2>" +
-                 table("regionmean").to_html(index=False, float_format="%.3f"))
+                 table("regionmean").to_html(index=False, float_format="%.3f", na_rep="n/a"))
     parts.append("<h2>Participants</h2>" + participants.to_html(index=False,
-                                                                float_format="%.3f"))
+                                                                float_format="%.3f",
+                                                                na_rep="n/a"))
     left = table("leftout", "participants")
     parts.append("<h2>Participants left out</h2>" + (
         left.to_html(index=False) if len(left) else "<p>None.</p>"))
