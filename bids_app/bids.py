@@ -11,7 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bids_app.bids_io import bids_validator_executable
+from bids_app.bids_io import bids_validator_executable, read_json_object
 from bids_app.config import ParticipantConfig, RunConfig
 from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_VALIDATION, EX_USAGE, PetbindError
 from bids_app.names import ScanEntities
@@ -172,14 +172,7 @@ def read_sidecar(path: Path) -> dict:
     if not path.is_file():
         raise PetbindError(f"{path}: missing; every PET image needs its JSON sidecar (or give "
                            "--sidecar)", EX_NOINPUT)
-    try:
-        content = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise PetbindError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); fix the "
-                           "file", EX_DATAERR) from None
-    if not isinstance(content, dict):
-        raise PetbindError(f"{path}: must be a JSON object", EX_DATAERR)
-    return content
+    return read_json_object(path)
 
 
 def load_header(path: Path, what: str):

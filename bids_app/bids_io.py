@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import nibabel as nib
 import numpy as np
 
-from bids_app.errors import EX_CANTCREAT, PetbindError
+from bids_app.errors import EX_CANTCREAT, EX_DATAERR, PetbindError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,6 +72,32 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def write_json(path: Path, content: dict[str, Any]) -> None:
     _atomic_write_bytes(Path(path), (json.dumps(content, indent=2) + "\n").encode())
+
+
+def read_json_object(path: Path, what: str = "file") -> dict:
+    """A JSON file that must hold an object; broken JSON, text that is not UTF-8 or another
+    JSON value is an error naming the file (exit 65)."""
+    try:
+        content = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PetbindError(f"{path}: not valid JSON ({err}); fix the {what}",
+                           EX_DATAERR) from None
+    if not isinstance(content, dict):
+        raise PetbindError(f"{path}: must be a JSON object; fix the {what}", EX_DATAERR)
+    return content
+
+
+def read_text_tsv(path: Path, na_values: list[str] | None = None) -> "pd.DataFrame":
+    """A TSV as text (each column is typed where it is used; ``na_values`` read as missing);
+    an unreadable one is an error naming the file (exit 65)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False,
+                           na_values=na_values)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise PetbindError(f"{path}: not a readable TSV ({err}); fix the file",
+                           EX_DATAERR) from None
 
 
 def write_tsv(path: Path, table: pd.DataFrame) -> None:

@@ -4,7 +4,6 @@ settings, methods and report."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from bids_app import names
-from bids_app.bids_io import write_json, write_nifti, write_tsv, writes_confined_to
+from bids_app.bids_io import (read_json_object, read_text_tsv, write_json, write_nifti,
+                              write_tsv, writes_confined_to)
 from bids_app.boilerplate import intro, write_citation
 from bids_app.config import Config, GroupConfig
 from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
@@ -64,12 +64,7 @@ def read_participants(bids_dir: Path) -> tuple[pd.DataFrame, dict]:
     if not path.is_file():
         raise PetbindError(f"{path}: missing; the group level needs participants.tsv with a "
                            "group column", EX_NOINPUT)
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False,
-                            na_values=MISSING)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        raise PetbindError(f"{path}: not a readable TSV ({err}); fix the file",
-                           EX_DATAERR) from None
+    table = read_text_tsv(path, na_values=MISSING)
     if "participant_id" not in table.columns:
         raise PetbindError(f"{path}: no participant_id column; BIDS requires it first",
                            EX_DATAERR)
@@ -79,15 +74,7 @@ def read_participants(bids_dir: Path) -> tuple[pd.DataFrame, dict]:
         raise PetbindError(f"{path}: {', '.join(twice)} listed more than once; keep one row per "
                            "participant", EX_DATAERR)
     meta_path = bids_dir / "participants.json"
-    meta = {}
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise PetbindError(f"{meta_path}: not valid JSON ({err}); fix the file",
-                               EX_DATAERR) from None
-        if not isinstance(meta, dict):
-            raise PetbindError(f"{meta_path}: must be a JSON object", EX_DATAERR)
+    meta = read_json_object(meta_path) if meta_path.is_file() else {}
     return table, meta
 
 

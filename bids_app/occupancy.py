@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bids_app import names
-from bids_app.bids_io import write_json, write_nifti, write_tsv
+from bids_app.bids_io import read_text_tsv, write_json, write_nifti, write_tsv
 from bids_app.boilerplate import intro, write_citation
 from bids_app.config import Config
 from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
@@ -79,13 +79,7 @@ def read_exposures(bids_dir: Path, subjects: list[str], column: str, session: st
 
 def text_table(path: Path) -> pd.DataFrame:
     """A TSV as text (empty where there is no file); an unreadable one is an error naming it."""
-    if not path.is_file():
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        raise PetbindError(f"{path}: not a readable TSV ({err}); fix the file",
-                           EX_DATAERR) from None
+    return read_text_tsv(path) if path.is_file() else pd.DataFrame()
 
 
 def occupancy_map(baseline: np.ndarray, blocked: np.ndarray, min_bpnd: float) -> np.ndarray:

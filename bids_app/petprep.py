@@ -10,7 +10,6 @@ petbind's models count from injection: the times are shifted by the raw ``Inject
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import pandas as pd
 from bids_app import names
 from bids_app.config import ParticipantConfig, RunConfig
 from bids_app.bids import NamedScan
+from bids_app.bids_io import read_json_object, read_text_tsv
 from bids_app.errors import EX_DATAERR, EX_NOINPUT, EX_USAGE, PetbindError
 from bids_app.tracers import FREESURFER_REFERENCE, canonical_tracer_name
 from workflows.kinetics.frames import FrameTiming, TimingError
@@ -64,17 +64,6 @@ class TacScan(NamedScan):
     record: dict | None = None
 
 
-def read_json(path: Path, what: str) -> dict:
-    try:
-        content = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise PetbindError(f"{path}: not valid JSON ({err}); fix the {what}",
-                           EX_DATAERR) from None
-    if not isinstance(content, dict):
-        raise PetbindError(f"{path}: must be a JSON object ({what})", EX_DATAERR)
-    return content
-
-
 def derivative_folders(paths: list[Path]) -> tuple[list[PetprepFolder], list[Path]]:
     """The PETPrep folders among ``--derivatives`` and the other derivative folders (ignored);
     a folder without dataset_description.json is an error."""
@@ -88,7 +77,7 @@ def derivative_folders(paths: list[Path]) -> tuple[list[PetprepFolder], list[Pat
             raise PetbindError(f"{description}: missing; a derivatives folder needs it (PETPrep "
                                "writes it: give the folder PETPrep made, e.g. "
                                "derivatives/petprep)", EX_NOINPUT)
-        content = read_json(description, "dataset description")
+        content = read_json_object(description, "dataset description")
         generated = content.get("GeneratedBy")
         tools = [g for g in generated if isinstance(g, dict)] if isinstance(generated,
                                                                             list) else []
@@ -175,11 +164,7 @@ def find_tac_scans(folders: list[PetprepFolder], settings: RunConfig
 def read_tac_table(path: Path) -> tuple[FrameTiming, pd.DataFrame, tuple[str, str]]:
     """A PETPrep TAC table: frame timing (s from TimeZero), the region columns as numbers (NaN
     for n/a) and the names of its time columns. Non-numeric text is an error naming it."""
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        raise PetbindError(f"{path}: not a readable TSV ({err}); fix the file",
-                           EX_DATAERR) from None
+    table = read_text_tsv(path)
     columns = next((c for c in TIME_COLUMNS if set(c) <= set(table.columns)), None)
     if columns is None:
         raise PetbindError(f"{path}: no frame_start and frame_end columns (seconds); not a "
