@@ -140,9 +140,9 @@ def paired_regional(out_dir: Path, tracer: str, model_label: str, pair: SessionP
     regional fits alone (:func:`regional_fits`), and those left out with the reason."""
     from bids_app.group import session_of
 
-    found = {ses: {p.name.split("_")[0] for p in regional_fit_files(out_dir, model_label,
-                                                                    tracer)
-                   if session_of(p) == ses} for ses in pair.labels}
+    files = regional_fit_files(out_dir, model_label, tracer)
+    found = {ses: {p.name.split("_")[0] for p in files if session_of(p) == ses}
+             for ses in pair.labels}
     values, left = {}, []
     for sub in sorted(set().union(*found.values())):
         missing = [ses for ses in pair.labels if sub not in found[ses]]
