@@ -53,6 +53,12 @@ class Study:
     roi_labels: np.ndarray
     regions: dict[str, list[int]]
 
+    def record(self, session: str | None) -> dict:
+        """The design as a tracer's settings file records it."""
+        return {"GroupColumn": self.group, "Levels": self.levels,
+                "ReferenceGroup": self.reference, "LevelLabels": self.level_labels,
+                "Covariates": self.covariates, "Session": session}
+
 
 MISSING = ["n/a", "NA", "NaN", "nan", ""]
 
@@ -502,10 +508,7 @@ def run_tracer(config: Config, study: Study, tracer: str, session: str | None,
     roi_tables(study, tracer, frame, maps_raw, group_dir)
     write_tsv(group_dir / names.group_name(tracer, "participants", ".tsv", desc="leftout"), left)
     write_json(group_dir / names.group_name(tracer, "", ".json", desc="settings"), {
-        "GroupColumn": study.group, "Levels": study.levels, "ReferenceGroup": study.reference,
-        "LevelLabels": study.level_labels,
-        "Covariates": study.covariates, "Session": session, **settings.record(),
-        "PermutationsUsed": used,
+        **study.record(session), **settings.record(), "PermutationsUsed": used,
         "SkippedContrasts": skipped,
         "Inference": "cluster-level FDR (Benjamini-Hochberg over nonparametric uncorrected "
         "cluster p-values from Freedman-Lane permutations), as SPM's topological FDR but with "
@@ -552,9 +555,8 @@ def run_tracer_regional(config: Config, study: Study, tracer: str, session: str 
                 "(regional fits only)"]
     write_tsv(group_dir / names.group_name(tracer, "participants", ".tsv", desc="leftout"), left)
     write_json(group_dir / names.group_name(tracer, "", ".json", desc="settings"), {
-        "GroupColumn": study.group, "Levels": study.levels, "ReferenceGroup": study.reference,
-        "LevelLabels": study.level_labels, "Covariates": study.covariates, "Session": session,
-        **settings.record(), "ROISource": "regional fits (_kinpar.tsv)", "Skipped": not_done})
+        **study.record(session), **settings.record(), "ROISource": "regional fits (_kinpar.tsv)",
+        "Skipped": not_done})
     from bids_app.group_report import group_report
     report = group_report(group_dir, tracer, study.group, left,
                           group_methods(settings, study, regional_only=True), None, not_done)

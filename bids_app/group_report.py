@@ -19,7 +19,7 @@ from bids_app import __version__  # noqa: E402
 from bids_app import names  # noqa: E402
 from bids_app.bids_io import check_write, write_text  # noqa: E402
 from bids_app.boilerplate import render_html  # noqa: E402
-from bids_app.reports import html_page  # noqa: E402
+from bids_app.reports import html_page, skipped_section  # noqa: E402
 from workflows.imaging.atlas import SEED_ROIS  # noqa: E402
 
 
@@ -107,8 +107,7 @@ def group_report(group_dir: Path, tracer: str, group: str, left_out: pd.DataFram
     figdir = group_dir / "figures"
     parts = [f"<h1>petbind {__version__}: group level, {html.escape(tracer)}</h1>"]
     if not_done:
-        parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>"
-                                                      for n in not_done) + "</ul>")
+        parts.append(skipped_section(not_done))
     else:
         parts.append("<h2>Mean BPND</h2><img src='figures/" + mean_map_figure(
             group_dir / names.group_name(tracer, "mimap", ".nii.gz", desc="mean",

@@ -13,7 +13,7 @@ from bids_app import __version__, names
 from bids_app.bids_io import write_text
 from bids_app.boilerplate import render_html
 from bids_app.group_report import _save, fraction_map_figure, plain, plt
-from bids_app.reports import html_page
+from bids_app.reports import html_page, skipped_section
 
 
 def plots_figure(regions: pd.DataFrame, participants: pd.DataFrame, path: Path) -> str:
@@ -118,9 +118,7 @@ def occupancy_report(folder: Path, tracer: str, pair, methods: list[str],
                                  figdir / f"{prefix}_exposure.png")
         parts.append(f"<h2>Exposure and occupancy</h2><img src='figures/{figure}'>" +
                      pd.DataFrame([fit]).to_html(index=False, float_format="%.4g"))
-    if not_done:
-        parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>"
-                                                      for n in not_done) + "</ul>")
+    parts.append(skipped_section(not_done))
     parts += voxelwise_sections(folder, tracer, figdir, prefix)
     parts.append("<h2>Regional occupancy (mean over participants)</h2>" +
                  table("regionmean").to_html(index=False, float_format="%.3f", na_rep="n/a"))

@@ -290,6 +290,12 @@ def regional_report(output_dir: str, scan: dict, products: dict) -> str:
     return str(path)
 
 
+def skipped_section(not_done: list[str]) -> str:
+    """The analyses a run could not do, with why ("" when none)."""
+    return ("<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in not_done)
+            + "</ul>") if not_done else ""
+
+
 def html_page(title: str, parts: list[str]) -> str:
     """A self-contained HTML page around report sections."""
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>" + html.escape(title) +
