@@ -135,14 +135,15 @@ def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_di
     import ants
 
     from workflows.imaging.atlas import atlas_path
+    from workflows.imaging.chains import mni_to_pet
 
     pet = ants.image_read(petref)
     factors = fine_factors(tuple(pet.spacing))
     fine = ants.resample_image(pet, tuple(float(s) / k for s, k in zip(pet.spacing, factors)),
                                use_voxels=False, interp_type=1)
-    labels = ants.apply_transforms(fine, ants.image_read(str(atlas_path())),
-                                   list(mni2t1w) + [pet2t1w], interpolator="nearestNeighbor",
-                                   whichtoinvert=[True, False, True])
+    to_pet, invert = mni_to_pet(mni2t1w, pet2t1w)
+    labels = ants.apply_transforms(fine, ants.image_read(str(atlas_path())), to_pet,
+                                   interpolator="nearestNeighbor", whichtoinvert=invert)
     if brain_mask:
         brain = ants.apply_transforms(fine, ants.image_read(brain_mask), [pet2t1w],
                                       interpolator="linear", whichtoinvert=[True])

@@ -92,12 +92,11 @@ def masks_in_pet_space(petref: str, pet_hmc: str, metadata: dict, brain_mask: st
     reference-region mask (``metadata``: :meth:`PETMetadata.as_record`)."""
     import ants
 
+    from workflows.imaging.chains import mni_to_pet
+
     out = Path(out_dir)
     pet = ants.image_read(petref)
-    # antsApplyTransforms maps a PET point through the LAST transform first: PET -> T1w (the
-    # rigid, inverted), then T1w -> MNI (inverse warp, then the affine inverted).
-    to_pet = list(mni2t1w) + [pet2t1w]
-    invert = [True, False, True]
+    to_pet, invert = mni_to_pet(mni2t1w, pet2t1w)
     labels = ants.apply_transforms(pet, ants.image_read(str(atlas_path())), to_pet,
                                    interpolator="nearestNeighbor", whichtoinvert=invert)
     ref_mni = nib.Nifti1Image(reference_region_mni(reference_region).astype(np.float32),

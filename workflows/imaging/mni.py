@@ -17,13 +17,13 @@ def to_mni(pet_map: str, pet2t1w: str, t1w2mni: list[str], voxel_mm: float, fwhm
     import ants
 
     from workflows.imaging.anat import mni_reference_image
+    from workflows.imaging.chains import pet_to_mni
 
     out = Path(out_dir)
     fixed = ants.image_read(mni_reference_image(voxel_mm, out_dir))
-    # an MNI point goes through the SyN (affine, then warp) to T1w, then the rigid to PET:
-    # the transform applied last to the point comes first in the list
-    warped = ants.apply_transforms(fixed, ants.image_read(pet_map), [pet2t1w] + list(t1w2mni),
-                                   interpolator="linear", whichtoinvert=[False, False, False])
+    transforms, invert = pet_to_mni(pet2t1w, t1w2mni)
+    warped = ants.apply_transforms(fixed, ants.image_read(pet_map), transforms,
+                                   interpolator="linear", whichtoinvert=invert)
     name = Path(pet_map).name.replace(".nii.gz", "")
     path = str(out / f"{name}_space-MNI.nii.gz")
     ants.image_write(warped, path)
