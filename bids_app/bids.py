@@ -45,8 +45,8 @@ class NamedScan:
 
 @dataclass
 class Scan(NamedScan):
-    """One PET scan to process, the T1w it goes with, and (after :func:`check_scan`) what its
-    sidecar says, validated."""
+    """One PET scan to process, the T1w it goes with, (after :func:`check_scan`) what its
+    sidecar says, validated, and the image another tool preprocessed, if one is used."""
 
     subject: str
     session: str | None
@@ -56,6 +56,8 @@ class Scan(NamedScan):
     t1w: Path
     run: str | None = None
     metadata: PETMetadata | None = None
+    # PET preprocessed elsewhere (PETPrep; :func:`bids_app.petprep.find_image`), else None
+    preprocessed: dict | None = None
 
 
 def strip_prefix(label: str, prefix: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bids_app import __version__
@@ -95,7 +96,7 @@ def write_scan_derivatives(output_dir: str, scan: dict, products: dict) -> list[
     out.put(products["petref"], entities.name("petref", ".nii.gz", desc="hmc"),
             {"Description": "time-weighted mean of the motion-corrected frames"})
     out.put(products["motion_tsv"], entities.name("motion", ".tsv"),
-            motion_sidecar(products["motion_tsv"]))
+            motion_sidecar(products["motion_tsv"], scan.get("preprocessed")))
     out.put(products["reference_mask"], entities.name("mask", ".nii.gz", label=ref,
                                                       desc="reference"),
             {"Description": f"reference region ({ref}) in PET space", "Type": "ROI"})
@@ -106,7 +107,8 @@ def write_scan_derivatives(output_dir: str, scan: dict, products: dict) -> list[
     out.put(products["tacs"], names.tacs_name(entities),
             {**TACS_SIDECAR,
              "Description": "mean decay-corrected activity (Units of the PET image) per region"})
-    out.put(products["kinpar"], names.kinpar_name(entities, get_model(REGIONAL_MODEL).label),
+    out.put(products["kinpar"], names.kinpar_name(entities, get_model(REGIONAL_MODEL).label,
+                                                  seg=scan.get("regional_seg")),
             kinpar_sidecar(ref))
     out.put(products["qc"], entities.name("qc", ".tsv"), QC_SIDECAR)
     for model in scan["models"]:
@@ -142,17 +144,23 @@ def write_model_maps(out: _Writer, entities: names.ScanEntities, scan: dict, mod
                      "ReferenceRegion": scan["reference_region"], **se_map_description(meas)})
 
 
-def motion_sidecar(motion_tsv: str) -> dict:
-    motion = pd.read_csv(motion_tsv, sep="\t")
+def motion_sidecar(motion_tsv: str, preprocessed: dict | None = None) -> dict:
+    """The motion table's columns and largest values; for PET realigned elsewhere
+    (``preprocessed``: the scan record's), whose estimates they are (null where not given)."""
+    motion = pd.read_csv(motion_tsv, sep="\t", na_values=["n/a"])
+    largest = {"MaxTranslationMm": motion[["trans_x", "trans_y", "trans_z"]].abs().max().max(),
+               "MaxRotationRad": motion[["rot_x", "rot_y", "rot_z"]].abs().max().max()}
+    registered = ("false: early low-count frame, transform of the first registered frame"
+                  if preprocessed is None else
+                  f"true: realigned by {preprocessed['source']}; these are its estimates "
+                  f"({preprocessed['confounds']})" if preprocessed["confounds"] else
+                  f"false: realigned by {preprocessed['source']}, which gave no estimates")
     return {"trans_x": {"Units": "mm"}, "trans_y": {"Units": "mm"}, "trans_z": {"Units": "mm"},
             "rot_x": {"Units": "rad"}, "rot_y": {"Units": "rad"}, "rot_z": {"Units": "rad"},
             "framewise_displacement": {"Units": "mm",
                                        "Description": "Power et al. 2012, 50 mm"},
-            "registered": {"Description": "false: early low-count frame, transform of the "
-                                          "first registered frame"},
-            "MaxTranslationMm": float(motion[["trans_x", "trans_y", "trans_z"]].abs().max()
-                                      .max()),
-            "MaxRotationRad": float(motion[["rot_x", "rot_y", "rot_z"]].abs().max().max())}
+            "registered": {"Description": registered},
+            **{k: float(v) if np.isfinite(v) else None for k, v in largest.items()}}
 
 
 def write_pvc_derivatives(output_dir: str, scan: dict, products: dict) -> list[str]:
@@ -180,7 +188,8 @@ def write_pvc_derivatives(output_dir: str, scan: dict, products: dict) -> list[s
              "Description": "partial-volume-corrected mean decay-corrected activity (Units "
                             "of the PET image) per region"})
     out.put(products["pvc_kinpar"],
-            names.kinpar_name(entities, get_model(REGIONAL_MODEL).label, pvc="GTM"),
+            names.kinpar_name(entities, get_model(REGIONAL_MODEL).label, pvc="GTM",
+                              seg=scan.get("regional_seg")),
             kinpar_sidecar(scan["reference_region"]))
     return [p for p in out.written if not p.endswith(".json")]
 
@@ -213,7 +222,9 @@ def write_regional_derivatives(output_dir: str, scan: dict, products: dict) -> l
         info = json.loads(Path(kinpar).with_suffix(".json").read_text())
         out.put(kinpar, names.kinpar_name(entities, get_model(model).label, pvc=pvc),
                 {**info, "k2": {"Units": PARAMETERS["k2"][0]}, **se_columns(KINPAR_COLUMNS)})
-    if pvc is None:                 # QC of the uncorrected fits: the share of SRTM on a bound
+    # QC of the uncorrected fits (the share of SRTM on a bound), unless the scan's image route
+    # writes the scan's QC
+    if pvc is None and not scan.get("with_image"):
         from workflows.imaging.qc import qc_table, thresholds_with
 
         srtm = pd.read_csv(products["srtm_kinpar"], sep="\t")

@@ -105,8 +105,11 @@ def smoothing_desc(fwhm_mm: float) -> str:
     return "sm" + f"{fwhm_mm:g}".replace(".", "p")
 
 
-def kinpar_name(scan: ScanEntities, model_label: str, pvc: str | None = None) -> str:
-    return scan.name("kinpar", ".tsv", pvc=pvc, model=model_label)
+def kinpar_name(scan: ScanEntities, model_label: str, pvc: str | None = None,
+                seg: str | None = None) -> str:
+    """Regional fits; ``seg`` names the segmentation where a scan has fits of two (PETPrep's
+    TACs and petbind's atlas on PETPrep's image: the atlas's then carry it)."""
+    return scan.name("kinpar", ".tsv", seg=seg, pvc=pvc, model=model_label)
 
 
 def tacs_name(scan: ScanEntities, pvc: str | None = None) -> str:
@@ -119,8 +122,10 @@ def anat_name(subject: str, session: str | None, suffix: str, extension: str = "
     return filename(suffix, extension, sub=subject, ses=session, **entities)
 
 
-def report_name(scan: ScanEntities) -> str:
-    return f"{scan.prefix}.html"
+def report_name(scan: ScanEntities, seg: str | None = None) -> str:
+    """A scan's report; ``seg``: the report of the regional fits of that segmentation's TACs
+    when the scan has a report of its images too."""
+    return f"{scan.prefix}{f'_seg-{seg}' if seg else ''}.html"
 
 
 def group_name(tracer: str, suffix: str, extension: str, **entities: str | None) -> str:

@@ -10,6 +10,7 @@ from bids_app.bids import Scan
 from bids_app.boilerplate import intro
 from bids_app.config import Config
 from bids_app.interfaces import ScanWriter
+from bids_app.names import ATLAS_SEG
 from workflows.anat import init_anat_wf
 from workflows.base import ANAT_INPUTS, PVC_OUTPUTS, SCAN_OUTPUTS, init_pet_wf, model_outputs
 
@@ -32,16 +33,23 @@ def scan_record(scan: Scan, config: Config) -> dict:
     """What the writers and the report know of a scan: its entities, settings, metadata and
     provenance (plain values: a node input)."""
     tracer = config.participant.tracer(scan.tracer)
+    elsewhere = scan.preprocessed
+    sources = [str(scan.pet), str(scan.sidecar), str(scan.t1w)]
+    if elsewhere:
+        sources[:1] = [elsewhere["pet"]] + ([elsewhere["confounds"]] if elsewhere["confounds"]
+                                            else [])
     return {"subject": scan.subject, "session": scan.session, "tracer": scan.tracer,
             "run": scan.run, "reference_region": tracer.reference_region,
             "models": config.participant.models,
             "smoothing_fwhm_mm": config.participant.smoothing_fwhm_mm,
             "pvc_psf_fwhm_mm": config.participant.pvc_psf_fwhm_mm,
-            "metadata": scan.metadata.as_record(),
-            "provenance": {"Sources": [str(scan.pet), str(scan.sidecar), str(scan.t1w)],
-                           "SoftwareName": "petbind", "Tracer": tracer.name,
+            "metadata": scan.metadata.as_record(), "preprocessed": elsewhere,
+            "provenance": {"Sources": sources, "SoftwareName": "petbind", "Tracer": tracer.name,
                            "Theta3RangeMagiaPerMin": list(tracer.theta3_range_per_min),
-                           "Theta3RangeSource": tracer.source}}
+                           "Theta3RangeSource": tracer.source,
+                           **({"PreprocessedBy": elsewhere["source"],
+                               "PreprocessedDerivatives": elsewhere["root"]} if elsewhere
+                              else {})}}
 
 
 def init_scan_wf(scan: Scan, config: Config) -> pe.Workflow:
@@ -56,7 +64,10 @@ def init_scan_wf(scan: Scan, config: Config) -> pe.Workflow:
                        mni_voxel_mm=settings.mni_voxel_mm,
                        pvc_psf_fwhm_mm=settings.pvc_psf_fwhm_mm,
                        omp_nthreads=config.run.omp_nthreads, name=scan.ident,
-                       qc_thresholds=settings.qc_thresholds)
+                       qc_thresholds=settings.qc_thresholds,
+                       preprocessed={"source": scan.preprocessed["source"],
+                                     "confounds": scan.preprocessed["confounds"]}
+                       if scan.preprocessed else None)
 
 
 def writer_node(writer: str, fields: list[str], record: dict, config: Config,
@@ -83,6 +94,9 @@ def init_petbind_wf(scans: list[Scan], config: Config, tac_scans: list | None = 
             anat_wfs[key] = _add_anat(workflow, scan, config)
         pet_wf = init_scan_wf(scan, config)
         record = scan_record(scan, config)
+        # PETPrep's TAC fits of the scan keep the plain names; the atlas's fits name their seg
+        record["regional_seg"] = ATLAS_SEG if scan.name in {t.name for t in tac_scans or []} \
+            else None
         record["methods"] = [intro("participant"), anat_wfs[key].__desc__,
                              f"The {scan.tracer} scans were processed as follows. "
                              + pet_wf.__desc__]
@@ -110,12 +124,12 @@ def _add_regional(workflow: pe.Workflow, scan, config: Config, methods: dict) ->
         fields = ["tacs", *[f"{node_key(m)}_kinpar" for m in regional_models()]]
         sink = writer_node("regional", fields, {**record, "table": table, "qc_thresholds":
                                                 config.participant.qc_thresholds}, config,
-                           f"{scan.ident}_derivatives{suffix}")
+                           f"{scan.ident}_regional_derivatives{suffix}")
         workflow.connect([(regional_wf, sink, [(f"outputnode.{f}", f) for f in fields])])
         if table is report_table:           # the report, once these fits are written
             report = writer_node("regional_report", ["written"],
                                  {**record, "table": table, "methods": paragraphs}, config,
-                                 f"{scan.ident}_report")
+                                 f"{scan.ident}_regional_report")
             workflow.connect(sink, "out", report, "written")
 
 
@@ -149,7 +163,7 @@ def _add_scan_outputs(workflow: pe.Workflow, anat_wf: pe.Workflow, pet_wf: pe.Wo
         (anat_wf, report, [(f"outputnode.{f}", f) for f in REPORT_ANAT]),
         (sink, report, [("out", "written")]),
     ])
-    pet_wf.inputs.inputnode.pet = str(scan.pet)
+    pet_wf.inputs.inputnode.pet = scan.preprocessed["pet"] if scan.preprocessed else str(scan.pet)
     if config.participant.pvc_psf_fwhm_mm:
         pvc_sink = writer_node("pvc", list(PVC_OUTPUTS), record, config,
                                f"{scan.ident}_derivatives_pvc")

@@ -330,3 +330,51 @@ def check_tac_scan(scan: TacScan, settings: ParticipantConfig,
                        "Tracer": tracer.name, "PreprocessedBy": scan.folder.source,
                        "PreprocessedDerivatives": str(scan.folder.root)},
         "theta3_range_per_min": list(tracer.k2a_range_per_min())}
+
+
+def find_image(folders: list[PetprepFolder], bids_dir: Path, pet: Path) -> dict | None:
+    """PETPrep's preprocessed image of a raw PET scan (``<raw stem>_space-T1w_desc-preproc_pet``
+    beside the raw file's place in the derivatives folder) with its head-motion estimates
+    (``_desc-confounds_timeseries.tsv``, None if absent), as plain values; None if no folder
+    has one."""
+    folder_in_dataset = pet.parent.relative_to(bids_dir)
+    stem = pet.name.split(".")[0].removesuffix("_pet")
+    for folder in folders:
+        where = folder.root / folder_in_dataset
+        for extension in (".nii.gz", ".nii"):
+            image = where / f"{stem}_space-T1w_desc-preproc_pet{extension}"
+            if image.is_file():
+                confounds = where / f"{stem}_desc-confounds_timeseries.tsv"
+                return {"pet": str(image), "source": folder.source, "root": str(folder.root),
+                        "confounds": str(confounds) if confounds.is_file() else None}
+    return None
+
+
+def check_image(preprocessed: dict, n_frames: int, sidecar: Path) -> None:
+    """PETPrep's image of a scan checked as the raw PET is (4D, affine, finite frames) and
+    against the raw sidecar's frame count; its motion table, where given, read and checked."""
+    from bids_app.bids import check_affine, check_pet_data, load_data, load_header
+    from workflows.imaging.preprocessed import MOTION_COLUMNS
+
+    path = Path(preprocessed["pet"])
+    img = load_header(path, "preprocessed PET image")
+    frames = img.shape[3] if img.ndim == 4 else 1
+    if frames != n_frames:
+        raise PetbindError(f"{path}: {frames} frame(s) but the raw sidecar {sidecar} lists "
+                           f"{n_frames}; give the PETPrep output of this scan", EX_DATAERR)
+    check_affine(img, path, "preprocessed PET image")
+    check_pet_data(load_data(img, path, "preprocessed PET image"), path)
+    if preprocessed["confounds"]:
+        confounds = Path(preprocessed["confounds"])
+        table = read_text_tsv(confounds)
+        missing = [c for c in MOTION_COLUMNS if c not in table.columns]
+        if missing or len(table) != n_frames:
+            raise PetbindError(f"{confounds}: needs the columns {', '.join(MOTION_COLUMNS)} and "
+                               f"one row per frame ({n_frames}); has {len(table)} rows"
+                               + (f", no {missing[0]}" if missing else "") + "; give PETPrep's "
+                               "table or remove it", EX_DATAERR)
+        values = table[list(MOTION_COLUMNS)].apply(lambda c: c.str.strip())
+        numbers = values.apply(pd.to_numeric, errors="coerce")
+        if (numbers.isna() & ~values.isin(["n/a", ""])).any().any():
+            raise PetbindError(f"{confounds}: motion columns hold text that is not a number or "
+                               "n/a; fix the file", EX_DATAERR)

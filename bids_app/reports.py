@@ -41,9 +41,15 @@ def _save(fig, path: Path) -> str:
 
 
 def motion_figure(motion_tsv: str, timing: FrameTiming, path: Path) -> str:
-    table = pd.read_csv(motion_tsv, sep="\t")
+    table = pd.read_csv(motion_tsv, sep="\t", na_values=["n/a"])
     t = timing.mid_min
     fig, ax = plt.subplots(1, 2, figsize=(10, 3))
+    if table[["trans_x", "rot_x"]].isna().all().all():    # realigned elsewhere, no estimates
+        for a in ax:
+            a.text(0.5, 0.5, "no motion estimates\n(realigned by the preprocessing tool)",
+                   ha="center", va="center", transform=a.transAxes)
+            a.axis("off")
+        return _save(fig, path)
     for c in ("trans_x", "trans_y", "trans_z"):
         ax[0].plot(t, table[c], marker="o", label=c)
     ax[0].axhspan(-1, 1, color="0.9")
@@ -222,7 +228,11 @@ def scan_report(output_dir: str, scan: dict, products: dict) -> str:
             figdir / f"{scan_name}{'' if i == 0 else f'_model-{label}'}_bpnd.png")
     warnings = scan_warnings(products["qc"], products["kinpar"])
     kin = pd.read_csv(products["kinpar"], sep="\t", keep_default_na=False, na_values=["n/a"])
+    elsewhere = scan.get("preprocessed")
     parts = [f"<h1>petbind {__version__}: {html.escape(scan_name)}</h1>",
+             *([f"<p>PET preprocessed by {html.escape(elsewhere['source'])}: "
+                f"{html.escape(elsewhere['pet'])} (motion-corrected, in T1w space; petbind "
+                "did not realign or coregister it again).</p>"] if elsewhere else []),
              "<h2>Warnings</h2>",
              "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>"
              if warnings else "<p>None.</p>"]
@@ -245,7 +255,8 @@ def regional_report(output_dir: str, scan: dict, products: dict) -> str:
     ``products["written"]``: the files of the uncorrected table's writer."""
     out = Path(output_dir)
     entities = names.ScanEntities(scan["subject"], scan["session"], scan["tracer"], scan["run"])
-    scan_name = entities.prefix
+    seg = scan["seg"] if scan.get("with_image") else None     # beside the image's report
+    scan_name = names.report_name(entities, seg).removesuffix(".html")
     written = [Path(p) for p in products["written"]]
     tacs = next(p for p in written if p.name.endswith("_tacs.tsv"))
     kinpars = {p.name.split("_model-")[1].split("_")[0]: p for p in written
@@ -271,8 +282,9 @@ def regional_report(output_dir: str, scan: dict, products: dict) -> str:
     bpnd = pd.DataFrame({label: pd.read_csv(path, sep="\t").set_index("region")["BPND"]
                          for label, path in kinpars.items()})
     parts = [f"<h1>petbind {__version__}: {html.escape(scan_name)}</h1>",
-             "<p>Regional kinetic modelling of time-activity curves preprocessed elsewhere "
-             "(no images).</p>",
+             "<p>Regional kinetic modelling of time-activity curves preprocessed elsewhere"
+             + (f" (the maps from its images: {html.escape(entities.prefix)}.html; the scan's "
+                "quality control is there).</p>" if seg else " (no images).</p>"),
              "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
                                  for k, v in facts.items()) + "</table>",
              "<h2>Warnings</h2>",
@@ -285,7 +297,7 @@ def regional_report(output_dir: str, scan: dict, products: dict) -> str:
              "<h2>Quality control</h2>" + (pd.read_csv(qc, sep="\t").to_html(
                  index=False, float_format="%.4g", na_rep="") if qc else "<p>None.</p>"),
              "<h2>Methods</h2>" + render_html(scan["methods"])]
-    path = out / names.report_name(entities)
+    path = out / names.report_name(entities, seg)
     write_text(path, html_page(scan_name, parts))
     return str(path)
 

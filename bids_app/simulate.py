@@ -315,11 +315,14 @@ def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, scan: names.S
 def write_petprep(root: Path, scan: names.ScanEntities, anatomy: Anatomy,
                   phantom: ScanPhantom, sidecar: dict) -> None:
     """One scan as PETPrep would leave it, perfectly preprocessed: the motion-free PET in T1w
-    space (the phantom's PET grid lies in the T1w's world), its brain mask, the true anatomy as
+    space (the phantom's PET grid lies in the T1w's world), the head motion it undid (the
+    confounds table), its brain mask, the true anatomy as
     a FreeSurfer-named segmentation (``seg-gtm``; :mod:`workflows.simulation.freesurfer`) with
     its volumes, and the regional TACs from it, times in seconds from TimeZero as the raw
     sidecar's."""
     from workflows.imaging.atlas import atlas_labels
+    from workflows.imaging.motion import framewise_displacement
+    from workflows.imaging.preprocessed import MOTION_COLUMNS
     from workflows.simulation.freesurfer import freesurfer_segmentation
 
     pet_dir = names.subject_dir(root, scan.subject, scan.session, "pet")
@@ -354,6 +357,15 @@ def write_petprep(root: Path, scan: names.ScanEntities, anatomy: Anatomy,
         "frame_end": {"Units": "s", "Description": "from TimeZero"},
         "Units": sidecar.get("Units", "Bq/mL"),
         "Description": "mean of the motion-corrected PET in each region (simulated)"})
+    # the head motion that perfect realignment undid, as PETPrep's confounds table gives it
+    motion = pd.DataFrame(phantom.motion, columns=list(MOTION_COLUMNS))
+    motion["framewise_displacement"] = framewise_displacement(phantom.motion)
+    write_tsv(pet_dir / f"{stem}_desc-confounds_timeseries.tsv", motion)
+    write_json(pet_dir / f"{stem}_desc-confounds_timeseries.json", {
+        **{c: {"Units": "mm"} for c in ("trans_x", "trans_y", "trans_z",
+                                        "framewise_displacement")},
+        **{c: {"Units": "rad"} for c in ("rot_x", "rot_y", "rot_z")},
+        "Description": "the simulated head poses (derivatives/truth: _desc-truth_motion)"})
 
 
 def write_fast_derivatives(cfg: SimulationConfig, root: Path, scan: names.ScanEntities,

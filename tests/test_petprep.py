@@ -4,6 +4,8 @@ input is refused scan by scan with one line; and the group level runs on regiona
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -381,12 +383,17 @@ def layout(tmp_path_factory):
         "attachment", "--effect", "thalamus=0.4", "--voxel-size", "3", "--t1-voxel-size", "3",
         "--skull-stripped", "--petprep-layout", "--seed", "3", "-q"]) == 0
     deriv = ds / "derivatives" / "petprep"
+    # the TAC route alone, as after a PETPrep run that kept no images (the image route, which
+    # runs petbind's anatomy per participant, is tested on two participants below)
+    written = sorted(deriv.rglob("*_space-T1w_desc-preproc_pet.nii.gz"))
+    for image in written:
+        image.unlink()
     assert run_cli("petbind", petbind_main, [
         str(ds), str(out), "participant", "--derivatives", str(deriv), "-w", str(root / "work"),
         "--skip-bids-validation", "-q"]) == 0
     assert run_cli("petbind", petbind_main, [str(ds), str(out), "group",
                                              "--skip-bids-validation", "-q"]) == 0
-    return {"ds": ds, "deriv": deriv, "out": out}
+    return {"ds": ds, "deriv": deriv, "out": out, "images": [p.name for p in written]}
 
 
 def test_the_simulated_petprep_layout_is_named_and_timed_as_petprep_writes_it(layout):
@@ -396,8 +403,9 @@ def test_the_simulated_petprep_layout_is_named_and_timed_as_petprep_writes_it(la
     description = json.loads((deriv / "dataset_description.json").read_text())
     assert description["GeneratedBy"][0]["Name"] == "PETPrep"
     pet, anat = deriv / "sub-01" / "pet", deriv / "sub-01" / "anat"
-    for name in ("sub-01_trc-carfentanil_space-T1w_desc-preproc_pet.nii.gz",
-                 "sub-01_trc-carfentanil_space-T1w_desc-brain_mask.nii.gz"):
+    assert "sub-01_trc-carfentanil_space-T1w_desc-preproc_pet.nii.gz" in layout["images"]
+    for name in ("sub-01_trc-carfentanil_space-T1w_desc-brain_mask.nii.gz",
+                 "sub-01_trc-carfentanil_desc-confounds_timeseries.tsv"):
         assert (pet / name).is_file(), name
     tacs = pd.read_csv(pet / "sub-01_trc-carfentanil_desc-preproc_seg-gtm_tacs.tsv", sep="\t")
     raw = json.loads((layout["ds"] / "sub-01" / "pet" / "sub-01_trc-carfentanil_pet.json")
@@ -449,6 +457,120 @@ def test_the_group_level_finds_the_planted_effect_from_the_simulated_layout(layo
     assert f"{len(plain)} regions: the 20 of smallest p" in table
     assert table.count("<tr") == 1 + 20 * stats["model"].nunique()      # header and rows
     assert all(region in table for region in freesurfer_pair("Thalamus"))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Two simulated participants in PETPrep's layout with its images (PET 3 mm, motion 1 mm
+    that PETPrep undid, with its estimates): the participant level from the images and the
+    TACs."""
+    from bids_app.cli.simulate import main as simulate_main
+    root = tmp_path_factory.mktemp("images")
+    ds, out = root / "ds", root / "out"
+    assert run_cli("petbind-simulate", simulate_main, [
+        str(ds), "--n-subjects", "2", "--groups", "secure=1,avoidant=1", "--group-column",
+        "attachment", "--voxel-size", "3", "--t1-voxel-size", "3", "--skull-stripped",
+        "--petprep-layout", "--seed", "5", "-q"]) == 0
+    deriv = ds / "derivatives" / "petprep"
+    before = tree_digest(deriv)
+    proc = subprocess.run([sys.executable, "-m", "bids_app.cli.run", str(ds), str(out),
+                           "participant", "--derivatives", str(deriv), "-w", str(root / "work"),
+                           "--skip-bids-validation", "--nprocs", "2"],
+                          capture_output=True, text=True, timeout=3000)
+    return {"ds": ds, "deriv": deriv, "out": out, "proc": proc, "before": before}
+
+
+def test_petpreps_images_give_maps_and_its_tacs_give_the_regional_fits(images):
+    # one scan, two sources: maps (native, MNI, sm8) and QC from PETPrep's image; regional
+    # fits of PETPrep's TACs under the plain names (what the group level reads) and petbind's
+    # atlas fits on the image with their seg-; two reports; the summary names the sources
+    proc, out = images["proc"], images["out"]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for sub in ("sub-01", "sub-02"):
+        pet = out / sub / "pet"
+        stem = f"{sub}_trc-carfentanil"
+        for name in (f"{stem}_model-SRTM_meas-BPND_mimap.nii.gz",
+                     f"{stem}_space-MNI152NLin2009cAsym_desc-sm8_model-SRTM_meas-BPND_mimap.nii.gz",
+                     f"{stem}_seg-neuromorphometrics_model-SRTM_kinpar.tsv",
+                     f"{stem}_seg-gtm_tacs.tsv", f"{stem}_qc.tsv"):
+            assert (pet / name).is_file(), name
+        plain = pd.read_csv(pet / f"{stem}_model-SRTM_kinpar.tsv", sep="\t")
+        assert "Left-Thalamus" in set(plain["region"])                  # FreeSurfer's names
+        atlas = pd.read_csv(pet / f"{stem}_seg-neuromorphometrics_model-SRTM_kinpar.tsv",
+                            sep="\t")
+        assert "thalamus" in set(atlas["region"])
+        assert (out / f"{stem}.html").is_file() and (out / f"{stem}_seg-gtm.html").is_file()
+        side = json.loads((pet / f"{stem}_model-SRTM_meas-BPND_mimap.json").read_text())
+        assert side["PreprocessedBy"].startswith("PETPrep")
+        assert side["Sources"][0].endswith(f"{stem}_space-T1w_desc-preproc_pet.nii.gz")
+        assert f"{stem} (preprocessed by PETPrep" in proc.stderr
+        assert f"{stem} (regional fits of PETPrep" in proc.stderr
+    assert tree_digest(images["deriv"]) == images["before"]            # PETPrep's folder untouched
+
+
+def test_the_image_routes_bpnd_is_the_truth_less_partial_volume(images):
+    # petbind's atlas on PETPrep's image: in the seed study's ROIs BPND is low by the
+    # partial-volume loss of 3 mm voxels and a 2.5 mm PSF (no PVC asked), between 0 and 30 %
+    # as on the TAC route, and follows the truth across regions; the MNI map correlates with
+    # the true MNI map as petbind's own pipeline's does on its phantoms (0.91-0.93)
+    import nibabel as nib
+    truth = pd.read_csv(images["ds"] / "derivatives" / "truth" / "regional_bpnd.tsv",
+                        sep="\t")
+    for sub, rows in truth.groupby("participant_id"):
+        pet = images["out"] / sub / "pet"
+        fits = pd.read_csv(pet / f"{sub}_trc-carfentanil_seg-neuromorphometrics_model-SRTM_"
+                           "kinpar.tsv", sep="\t").set_index("region")["BPND"]
+        true = rows.set_index("region")["BPND"]
+        regions = [r for r in true.index if r in fits.index and true[r] > 0.2]
+        ratio = fits[regions] / true[regions]
+        assert ((ratio > 0.7) & (ratio < 1.02)).all(), ratio.round(3).to_dict()
+        assert np.corrcoef(fits[regions], true[regions])[0, 1] > 0.98
+        estimate = nib.load(pet / f"{sub}_trc-carfentanil_space-MNI152NLin2009cAsym_model-SRTM_"
+                            "meas-BPND_mimap.nii.gz").get_fdata()
+        true_map = nib.load(next((images["ds"] / "derivatives" / "truth" / sub).rglob(
+            "*space-MNI152NLin2009cAsym*meas-BPND_mimap.nii.gz"))).get_fdata()
+        inside = (true_map > 0) & np.isfinite(estimate) & (estimate != 0)
+        assert np.corrcoef(estimate[inside], true_map[inside])[0, 1] > 0.85
+
+
+def test_the_motion_is_the_one_petprep_estimated(images):
+    # PETPrep's confounds table carries the head motion it undid (here the simulated poses):
+    # the motion table and the QC's largest translation are those, not zero and not petbind's
+    motion = pd.read_csv(images["out"] / "sub-01" / "pet" / "sub-01_trc-carfentanil_motion.tsv",
+                         sep="\t")
+    truth = pd.read_csv(next((images["ds"] / "derivatives" / "truth" / "sub-01").rglob(
+        "*_desc-truth_motion.tsv")), sep="\t")
+    np.testing.assert_allclose(motion[["trans_x", "rot_z"]], truth[["trans_x", "rot_z"]],
+                               atol=1e-5)
+    qc = pd.read_csv(images["out"] / "sub-01" / "pet" / "sub-01_trc-carfentanil_qc.tsv",
+                     sep="\t").set_index("metric")["value"]
+    largest = truth[["trans_x", "trans_y", "trans_z"]].abs().to_numpy().max()
+    assert qc["max_translation_mm"] == pytest.approx(largest, abs=1e-4) and largest > 0.3
+
+
+def test_a_petprep_image_with_the_wrong_frames_is_refused_and_the_others_go_on(images,
+                                                                            tmp_path):
+    # sub-02's image has one frame too few: refused in one line (exit 65); sub-01, whose image
+    # is left out here, goes on from its TACs
+    import nibabel as nib
+    import shutil
+    ds = tmp_path / "ds"
+    shutil.copytree(images["ds"], ds)
+    deriv = ds / "derivatives" / "petprep"
+    (deriv / "sub-01" / "pet" / "sub-01_trc-carfentanil_space-T1w_desc-preproc_pet.nii.gz"
+     ).unlink()
+    bad = deriv / "sub-02" / "pet" / "sub-02_trc-carfentanil_space-T1w_desc-preproc_pet.nii.gz"
+    img = nib.load(bad)
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[..., :-1], img.affine), bad)
+    proc = subprocess.run([sys.executable, "-m", "bids_app.cli.run", str(ds), str(tmp_path / "out"),
+                           "participant", "--derivatives", str(deriv), "-w",
+                           str(tmp_path / "work"), "--skip-bids-validation"],
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 65, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if "REFUSED sub-02" in line]
+    assert len(lines) == 1 and str(bad) in lines[0] and "frame(s) but the raw sidecar" in lines[0]
+    assert (tmp_path / "out" / "sub-01" / "pet" / "sub-01_trc-carfentanil_model-SRTM_kinpar.tsv"
+            ).is_file()
 
 
 # REAL data: ds004869's [11C]MC1 PETPrep TACs. Six of the ten blocked participants (celecoxib,

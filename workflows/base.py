@@ -13,6 +13,7 @@ from workflows.hmc import init_hmc_wf
 from workflows.kinetics.model import ModelSettings
 from workflows.kinetics.models import get_model
 from workflows.mni import init_mni_wf
+from workflows.preprocessed import init_preprocessed_wf
 from workflows.pvc import init_pvc_wf
 from workflows.qc import init_qc_wf
 from workflows.refregion import init_refregion_wf
@@ -42,7 +43,8 @@ def model_outputs(model: str) -> tuple[str, ...]:
 def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
                 k2a_range: tuple[float, float], n_bases: int, smoothing_fwhm_mm: float,
                 mni_voxel_mm: float, pvc_psf_fwhm_mm: float | None, omp_nthreads: int,
-                name: str, qc_thresholds: dict[str, list] | None = None) -> pe.Workflow:
+                name: str, qc_thresholds: dict[str, list] | None = None,
+                preprocessed: dict | None = None) -> pe.Workflow:
     """One PET scan, from the raw image to its products.
 
     Parameters
@@ -54,6 +56,9 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
     smoothing_fwhm_mm, mni_voxel_mm : the MNI maps' smoothing and grid.
     pvc_psf_fwhm_mm : the scanner's PSF for GTM correction of regional TACs (None: none).
     qc_thresholds : ranges of the QC metrics that differ from the defaults.
+    preprocessed : for PET realigned and in T1w space already (PETPrep), ``source`` (tool and
+        version) and ``confounds`` (its motion table or None): that image stands in for
+        motion correction and coregistration (:mod:`workflows.preprocessed`).
 
     Inputs
     ------
@@ -70,14 +75,18 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["pet", *ANAT_INPUTS]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
-    hmc = init_hmc_wf(metadata=metadata, omp_nthreads=omp_nthreads)
-    coreg = init_coreg_wf(omp_nthreads=omp_nthreads)
+    if preprocessed:        # one stage gives what motion correction and coregistration would
+        hmc = coreg = init_preprocessed_wf(metadata=metadata, **preprocessed)
+        workflow.connect(inputnode, "pet", hmc, "inputnode.pet")
+    else:
+        hmc = init_hmc_wf(metadata=metadata, omp_nthreads=omp_nthreads)
+        coreg = init_coreg_wf(omp_nthreads=omp_nthreads)
+        workflow.connect([(inputnode, hmc, [("pet", "inputnode.pet")]),
+                          (hmc, coreg, [("outputnode.petref", "inputnode.petref")])])
     masks = init_refregion_wf(metadata=metadata, reference_region=reference_region)
     tacs = init_tacs_wf(metadata=metadata, reference_region=reference_region)
     workflow.connect([
-        (inputnode, hmc, [("pet", "inputnode.pet")]),
         (inputnode, coreg, [("t1w_brain", "inputnode.t1w_brain")]),
-        (hmc, coreg, [("outputnode.petref", "inputnode.petref")]),
         (inputnode, masks, [(f, f"inputnode.{f}") for f in ("brain_mask", "gm_prob",
                                                               "mni2t1w")]),
         (hmc, masks, [("outputnode.petref", "inputnode.petref"),
@@ -98,7 +107,8 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
                         (inputnode, outputnode, hmc, coreg, masks, tacs)) for model in models]
     _add_qc(workflow, qc_thresholds, (inputnode, outputnode, hmc, coreg, masks, tacs,
                                       [voxelwise for voxelwise, _ in added]))
-    stages = [hmc, coreg, masks, tacs] + [fit for fit, _ in added] + [added[0][1]]
+    stages = ([hmc] if hmc is coreg else [hmc, coreg]) + [masks, tacs]
+    stages += [fit for fit, _ in added] + [added[0][1]]
     if pvc_psf_fwhm_mm:
         stages.append(_add_pvc(workflow, metadata, pvc_psf_fwhm_mm, reference_region,
                                (inputnode, outputnode, hmc, coreg, masks)))
@@ -159,7 +169,7 @@ def _add_pvc(workflow: pe.Workflow, metadata: dict, psf_fwhm_mm: float, referenc
     """GTM-corrected regional TACs and their fits (returned)."""
     inputnode, outputnode, hmc, coreg, masks = nodes
     pvc = init_pvc_wf(metadata=metadata, psf_fwhm_mm=psf_fwhm_mm,
-                      reference_region=reference_region)
+                      reference_region=reference_region, resampled_elsewhere=hmc is coreg)
     workflow.connect([
         (inputnode, pvc, [("mni2t1w", "inputnode.mni2t1w"),
                           ("brain_mask", "inputnode.brain_mask")]),

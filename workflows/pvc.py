@@ -11,7 +11,7 @@ from workflows.tacs import init_fit_node
 
 
 def init_pvc_wf(*, metadata: dict, psf_fwhm_mm: float, reference_region: str,
-                name: str = "pvc_wf") -> pe.Workflow:
+                resampled_elsewhere: bool = False, name: str = "pvc_wf") -> pe.Workflow:
     """GTM partial-volume correction of the regional TACs (:mod:`workflows.imaging.gtm`), and
     regional SRTM on them.
 
@@ -20,6 +20,7 @@ def init_pvc_wf(*, metadata: dict, psf_fwhm_mm: float, reference_region: str,
     metadata : the scan's :meth:`~workflows.kinetics.metadata.PETMetadata.as_record`.
     psf_fwhm_mm : the scanner's resolution (FWHM, mm).
     reference_region : the tracer's reference region.
+    resampled_elsewhere : the frames were realigned by another tool (PETPrep).
 
     Inputs
     ------
@@ -35,7 +36,9 @@ def init_pvc_wf(*, metadata: dict, psf_fwhm_mm: float, reference_region: str,
         "Regional TACs were corrected for partial-volume effects by the geometric transfer "
         f"matrix method [@gtm], with a Gaussian PSF of {psf_fwhm_mm:g} mm FWHM widened for each "
         "frame by the linear interpolation of motion correction (u (1 - u) times the voxel "
-        "size squared at sub-voxel fraction u, averaged over the brain), and with every "
+        "size squared at sub-voxel fraction u, averaged over the brain"
+        + ("; at the poses the preprocessing tool estimated, or where it gave none, averaged "
+           "over u" if resampled_elsewhere else "") + "), and with every "
         "Neuromorphometrics label, the brain mask's unlabelled voxels, the rest of the field "
         f"of view and the reference region's mask, grown by {REFERENCE_GROWTH_MM:g} mm within "
         "its atlas labels, as "

@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_participant(config: Config) -> int:
-    from bids_app.bids import check_dataset, check_scan, find_scans, validate_or_fail
+    from bids_app.bids import check_dataset, find_scans, validate_or_fail
     from bids_app.bids_io import writes_confined_to
     from bids_app.participant import init_petbind_wf
 
@@ -181,11 +181,9 @@ def run_participant(config: Config) -> int:
     if not run.skip_bids_validation:
         say(config, "validating the input with bids-validator-deno")
         validate_or_fail(run.bids_dir)
-    tac_scans, refused = find_preprocessed(config)
-    scans = [s for s in find_scans(run, allow_none=bool(tac_scans))
-             if s.name not in {t.name for t in tac_scans}]
-    for scan in scans:
-        check_scan(scan, config.participant)
+    folders = petprep_folders(config)
+    scans, tac_scans, refused = use_preprocessed(
+        config, folders, find_scans(run, allow_none=bool(folders)))
     logs = run.output_dir / "logs"
     # nipype copies its configuration into every workflow when it is made: configure first;
     # the graph is checked against the resources before anything is written
@@ -194,8 +192,8 @@ def run_participant(config: Config) -> int:
     check_resources(config, workflow)
     with writes_confined_to(run.output_dir, run.work_dir):
         write_run_files(config, methods)
-    say(config, f"{len(scans) + len(tac_scans)} scan(s) to process: "
-        + ", ".join(s.name for s in [*tac_scans, *scans]))
+    listed = list(dict.fromkeys(s.name for s in [*tac_scans, *scans]))
+    say(config, f"{len(listed)} scan(s) to process: " + ", ".join(listed))
     for name, err in refused:
         say(config, f"{name}: not processed: {err}", level=-1)
     code = execute(config, [*tac_scans, *scans], workflow)
@@ -204,33 +202,67 @@ def run_participant(config: Config) -> int:
     return code or (refused[0][1].exit_code if refused else 0)
 
 
-def find_preprocessed(config: Config) -> tuple[list, list]:
-    """The scans with PETPrep TACs among ``--derivatives``, each checked (none without it), and
-    those refused for bad input by name with the error (the others go on)."""
-    from bids_app.petprep import check_tac_scan, derivative_folders, find_tac_scans
+def petprep_folders(config: Config) -> list:
+    """The PETPrep folders among ``--derivatives`` (none without it)."""
+    from bids_app.petprep import derivative_folders
 
     run = config.run
     if not run.derivatives:
         if run.reference_tac:
             raise PetbindError("--reference-tac names labels of a segmentation made elsewhere; "
                                "give --derivatives too", EX_USAGE)
-        return [], []
+        return []
     folders, ignored = derivative_folders(run.derivatives)
     for path in ignored:
         say(config, f"{path}: not PETPrep output; ignored")
-    found, refused = find_tac_scans(folders, run)
-    scans = []
+    return folders
+
+
+def use_preprocessed(config: Config, folders: list, scans: list) -> tuple[list, list, list]:
+    """What PETPrep made, in place of petbind's own stages: a raw scan with PETPrep's image in
+    T1w space goes on from that image; a scan with PETPrep's TACs alone gets regional fits of
+    them (:class:`bids_app.petprep.TacScan`); the others are preprocessed by petbind. Each is
+    checked before any work (a raw scan's bad input stops the run, as without PETPrep; bad
+    PETPrep output refuses that scan alone). Returns the scans for the full pipeline, the TAC
+    scans, and those refused for bad input by name with the error."""
+    from bids_app.bids import check_scan
+    from bids_app.petprep import check_image, check_tac_scan, find_image, find_tac_scans
+
+    run = config.run
+    found, refused = find_tac_scans(folders, run) if folders else ([], [])
+    for scan in scans:
+        scan.preprocessed = find_image(folders, run.bids_dir, scan.pet) if folders else None
+    with_image = {s.name for s in scans if s.preprocessed}
+    tac_only = {t.name for t in found} - with_image
+    full = []
+    for scan in scans:
+        if scan.name in tac_only:      # regional fits of PETPrep's TACs, not preprocessed again
+            continue
+        check_scan(scan, config.participant)
+        try:
+            if scan.preprocessed:
+                check_image(scan.preprocessed, scan.metadata.timing.n_frames, scan.sidecar)
+            full.append(scan)
+        except PetbindError as err:               # one scan's bad input stops no other scan
+            refused.append((scan.name, err))
+    tac_scans = []
     for scan in found:
         try:
             check_tac_scan(scan, config.participant, run.reference_tac)
-            scans.append(scan)
-        except PetbindError as err:               # one scan's bad input stops no other scan
+            # with PETPrep's image too, the image's route writes the scan's QC and report
+            scan.record["with_image"] = scan.name in {s.name for s in full}
+            tac_scans.append(scan)
+        except PetbindError as err:
             if err.exit_code == EX_USAGE:
                 raise
             refused.append((scan.name, err))
-    if refused and not scans:
+    if refused and not full and not tac_scans:
         raise refused[0][1]
-    return scans, refused
+    if not full and not tac_scans:
+        raise PetbindError(f"{run.bids_dir}: no PET scan matches the selection, raw or in "
+                           f"{', '.join(str(f.root) for f in folders)}; check the labels and "
+                           "filters", EX_NOINPUT)
+    return full, tac_scans, refused
 
 
 def write_run_files(config: Config, methods: dict[str, list[str]]) -> None:
@@ -361,6 +393,12 @@ def qc_warnings(qc_tsv: Path) -> list[str]:
     return flagged_messages(pd.read_csv(qc_tsv, sep="\t")) if qc_tsv.is_file() else []
 
 
+def tac_report(scan) -> str:
+    """The report of a scan's PETPrep TAC fits (beside its image's report if it has one)."""
+    from bids_app import names
+    return names.report_name(scan.entities, scan.seg if scan.record["with_image"] else None)
+
+
 def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int:
     from bids_app import names
     from workflows.kinetics.models import get_model
@@ -372,7 +410,7 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
         if hasattr(scan, "folder"):              # TACs from PETPrep: regional fits only
             fits = names.subject_dir(out_dir, scan.subject, scan.session, "pet").glob(
                 f"{scan.entities.prefix}_*model-SRTM_kinpar.tsv")      # with pvc- or without
-            done = (out_dir / names.report_name(scan.entities)).exists() and any(fits)
+            done = (out_dir / tac_report(scan)).exists() and any(fits)
         else:
             bpnd = names.scan_file(out_dir, scan.entities, "mimap", ".nii.gz",
                                    space=names.TEMPLATE_SPACE, model=label, meas="BPND")
@@ -384,9 +422,11 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
     for scan, _ in ok:
         if hasattr(scan, "folder"):
             say(config, f"  ok      {scan.name} (regional fits of {scan.folder.source} TACs, "
-                f"seg-{scan.seg}; report: {out_dir / names.report_name(scan.entities)})")
+                f"seg-{scan.seg}; report: {out_dir / tac_report(scan)})")
         else:
-            say(config, f"  ok      {scan.name} (preprocessed by petbind; report: "
+            source = scan.preprocessed["source"] + " (its image)" if scan.preprocessed \
+                else "petbind"
+            say(config, f"  ok      {scan.name} (preprocessed by {source}; report: "
                 f"{out_dir / names.report_name(scan.entities)})")
         for warning in qc_warnings(names.scan_file(out_dir, scan.entities, "qc", ".tsv")):
             say(config, f"          {warning}", level=-1)

@@ -202,7 +202,8 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
     :meth:`PETMetadata.as_record`). ``psf_fwhm_mm`` is the scanner's
     resolution; motion correction (``motion_tsv``, the poses it undid) resampled each frame by
     linear interpolation, which blurred it by :func:`realignment_variance_mm2` over the brain,
-    so each frame's GTM takes that frame's resolution (:func:`gtm_correct_frames`). Returns the
+    so each frame's GTM takes that frame's resolution (:func:`gtm_correct_frames`); a frame
+    whose pose is not known (n/a) takes the mean blur of one resampling. Returns the
     TSV path and the resolution (FWHM, mm, per axis) averaged over the frames.
 
     The reference is a GTM region of its own (:func:`carve_reference`): the part of its atlas
@@ -237,11 +238,15 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
     flat = data.reshape(-1, data.shape[3])
     if labels_pet.size != flat.shape[0]:
         raise ValueError(f"{atlas_fine}: fine grid does not match {pet_hmc} (factors {factors})")
-    motion = pd.read_csv(motion_tsv, sep="\t")[["trans_x", "trans_y", "trans_z",
-                                                "rot_x", "rot_y", "rot_z"]].to_numpy()
+    motion = pd.read_csv(motion_tsv, sep="\t", na_values=["n/a"])[
+        ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]].to_numpy(dtype=float)
     brain = np.array(np.nonzero(labels_pet.reshape(data.shape[:3]) > 0))
-    variance = realignment_variance_mm2(motion, pet_img.affine, brain)
+    unknown = np.isnan(motion).any(axis=1)
+    variance = realignment_variance_mm2(np.nan_to_num(motion), pet_img.affine, brain)
     mean_variance = np.array([linear_interpolation_variance_mm2(v) for v in pet_vox])
+    # frames resampled elsewhere at unknown poses (PETPrep without its estimates): the blur
+    # of one linear resampling at a sub-voxel fraction uniform over the voxel
+    variance[unknown] = mean_variance
     index = np.searchsorted(ids, labels_pet)
     counts = np.bincount(index, minlength=ids.size)
     observed = np.stack([np.bincount(index, weights=flat[:, f], minlength=ids.size)

@@ -126,7 +126,11 @@ def kinetic_metrics(reference_mask: str, kinpar: str, fit_infos: list[str]
 
 
 def motion_metrics(motion_tsv: str) -> dict[str, float]:
-    table = pd.read_csv(motion_tsv, sep="\t")
+    """The largest translation and rotation; none where the motion is not known (PET realigned
+    elsewhere without its estimates)."""
+    table = pd.read_csv(motion_tsv, sep="\t", na_values=["n/a"])
+    if table[["trans_x", "rot_x"]].isna().all().all():
+        return {}
     return {"max_translation_mm": float(table[["trans_x", "trans_y", "trans_z"]].abs()
                                         .to_numpy().max()),
             "max_rotation_rad": float(table[["rot_x", "rot_y", "rot_z"]].abs().to_numpy().max())}
