@@ -1,5 +1,5 @@
 # petbind BIDS-App image.
-#   docker build -t petbind:0.1.0 --build-arg VERSION=0.1.0 --build-arg VCS_REF=$(git rev-parse HEAD) .
+#   docker build -t petbind:0.2.0 --build-arg VERSION=0.2.0 --build-arg VCS_REF=$(git rev-parse HEAD) .
 # BASE: any Debian bookworm (Python 3.11) image; CI passes one made locally from the Debian mirror.
 ARG BASE=docker.io/library/debian:bookworm-slim
 

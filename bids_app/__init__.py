@@ -2,4 +2,4 @@
 
 # the one place the version is written (pyproject.toml reads it from here): a literal, so
 # that starting a command needs no importlib.metadata (docs/validation.md: speed)
-__version__ = "0.1.0"
+__version__ = "0.2.0"
