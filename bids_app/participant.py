@@ -88,6 +88,7 @@ def init_petbind_wf(scans: list[Scan], config: Config, tac_scans: list | None = 
     for scan in tac_scans or []:
         _add_regional(workflow, scan, config, methods)
     anat_wfs: dict[str, pe.Workflow] = {}
+    with_tacs = {t.name for t in tac_scans or []}
     for scan in scans:
         key = str(scan.t1w)
         if key not in anat_wfs:
@@ -95,8 +96,7 @@ def init_petbind_wf(scans: list[Scan], config: Config, tac_scans: list | None = 
         pet_wf = init_scan_wf(scan, config)
         record = scan_record(scan, config)
         # PETPrep's TAC fits of the scan keep the plain names; the atlas's fits name their seg
-        record["regional_seg"] = ATLAS_SEG if scan.name in {t.name for t in tac_scans or []} \
-            else None
+        record["regional_seg"] = ATLAS_SEG if scan.name in with_tacs else None
         record["methods"] = [intro("participant"), anat_wfs[key].__desc__,
                              f"The {scan.tracer} scans were processed as follows. "
                              + pet_wf.__desc__]

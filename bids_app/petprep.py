@@ -161,14 +161,9 @@ def find_tac_scans(folders: list[PetprepFolder], settings: RunConfig
     return scans, refused
 
 
-def read_tac_table(path: Path) -> tuple[FrameTiming, pd.DataFrame, tuple[str, str]]:
-    """A PETPrep TAC table: frame timing (s from TimeZero), the region columns as numbers (NaN
-    for n/a) and the names of its time columns. Non-numeric text is an error naming it."""
-    table = read_text_tsv(path)
-    columns = next((c for c in TIME_COLUMNS if set(c) <= set(table.columns)), None)
-    if columns is None:
-        raise PetbindError(f"{path}: no frame_start and frame_end columns (seconds); not a "
-                           "PETPrep TAC table", EX_DATAERR)
+def numbers_or_na(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A text table's columns as numbers (NaN for n/a or empty); other text is an error naming
+    the file, the column and the value."""
     text = table.apply(lambda c: c.str.strip())
     values = text.apply(pd.to_numeric, errors="coerce")
     bad = values.isna() & ~text.isin(["n/a", ""])
@@ -177,6 +172,18 @@ def read_tac_table(path: Path) -> tuple[FrameTiming, pd.DataFrame, tuple[str, st
         found = text.loc[bad[column], column].iloc[0]
         raise PetbindError(f"{path}: column {column!r} holds {found!r}, not a number or n/a; "
                            "fix the file", EX_DATAERR)
+    return values
+
+
+def read_tac_table(path: Path) -> tuple[FrameTiming, pd.DataFrame, tuple[str, str]]:
+    """A PETPrep TAC table: frame timing (s from TimeZero), the region columns as numbers (NaN
+    for n/a) and the names of its time columns. Non-numeric text is an error naming it."""
+    table = read_text_tsv(path)
+    columns = next((c for c in TIME_COLUMNS if set(c) <= set(table.columns)), None)
+    if columns is None:
+        raise PetbindError(f"{path}: no frame_start and frame_end columns (seconds); not a "
+                           "PETPrep TAC table", EX_DATAERR)
+    values = numbers_or_na(table, path)
     start, end = (values[c].to_numpy(float) for c in columns)
     if np.isnan(start).any() or np.isnan(end).any():
         raise PetbindError(f"{path}: frame times are missing (n/a); every frame needs its "
@@ -373,8 +380,12 @@ def check_image(preprocessed: dict, n_frames: int, sidecar: Path) -> None:
                                f"one row per frame ({n_frames}); has {len(table)} rows"
                                + (f", no {missing[0]}" if missing else "") + "; give PETPrep's "
                                "table or remove it", EX_DATAERR)
-        values = table[list(MOTION_COLUMNS)].apply(lambda c: c.str.strip())
-        numbers = values.apply(pd.to_numeric, errors="coerce")
-        if (numbers.isna() & ~values.isin(["n/a", ""])).any().any():
-            raise PetbindError(f"{confounds}: motion columns hold text that is not a number or "
-                               "n/a; fix the file", EX_DATAERR)
+        numbers_or_na(table[list(MOTION_COLUMNS)], confounds)
+
+
+def tac_report_name(record: dict) -> str:
+    """The report of a scan's PETPrep TAC fits (``record``: :func:`check_tac_scan`'s): named
+    with its segmentation when the scan's image has the plain name's report."""
+    entities = names.ScanEntities(record["subject"], record["session"], record["tracer"],
+                                  record["run"])
+    return names.report_name(entities, record["seg"] if record.get("with_image") else None)

@@ -19,6 +19,7 @@ from bids_app import names  # noqa: E402
 from bids_app.bids_io import check_write, write_text  # noqa: E402
 from bids_app.boilerplate import render_html  # noqa: E402
 from workflows.imaging.atlas import SEED_ROIS  # noqa: E402
+from workflows.imaging.motion import motion_estimated  # noqa: E402
 from workflows.imaging.qc import flagged_messages  # noqa: E402
 from workflows.imaging.tacs import read_tacs_table  # noqa: E402
 from workflows.kinetics.frames import FrameTiming  # noqa: E402
@@ -44,7 +45,7 @@ def motion_figure(motion_tsv: str, timing: FrameTiming, path: Path) -> str:
     table = pd.read_csv(motion_tsv, sep="\t", na_values=["n/a"])
     t = timing.mid_min
     fig, ax = plt.subplots(1, 2, figsize=(10, 3))
-    if table[["trans_x", "rot_x"]].isna().all().all():    # realigned elsewhere, no estimates
+    if not motion_estimated(table):                        # realigned elsewhere, no estimates
         for a in ax:
             a.text(0.5, 0.5, "no motion estimates\n(realigned by the preprocessing tool)",
                    ha="center", va="center", transform=a.transAxes)
@@ -253,10 +254,12 @@ def regional_report(output_dir: str, scan: dict, products: dict) -> str:
     """The report of a scan whose TACs were made elsewhere (PETPrep): where they came from,
     warnings, the TACs with the SRTM fits, every model's BPND per region, QC and methods;
     ``products["written"]``: the files of the uncorrected table's writer."""
+    from bids_app.petprep import tac_report_name
+
     out = Path(output_dir)
     entities = names.ScanEntities(scan["subject"], scan["session"], scan["tracer"], scan["run"])
-    seg = scan["seg"] if scan.get("with_image") else None     # beside the image's report
-    scan_name = names.report_name(entities, seg).removesuffix(".html")
+    report_name = tac_report_name(scan)             # beside the image's report if it has one
+    scan_name = report_name.removesuffix(".html")
     written = [Path(p) for p in products["written"]]
     tacs = next(p for p in written if p.name.endswith("_tacs.tsv"))
     kinpars = {p.name.split("_model-")[1].split("_")[0]: p for p in written
@@ -284,7 +287,8 @@ def regional_report(output_dir: str, scan: dict, products: dict) -> str:
     parts = [f"<h1>petbind {__version__}: {html.escape(scan_name)}</h1>",
              "<p>Regional kinetic modelling of time-activity curves preprocessed elsewhere"
              + (f" (the maps from its images: {html.escape(entities.prefix)}.html; the scan's "
-                "quality control is there).</p>" if seg else " (no images).</p>"),
+                "quality control is there).</p>" if scan.get("with_image") else
+                " (no images).</p>"),
              "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
                                  for k, v in facts.items()) + "</table>",
              "<h2>Warnings</h2>",
@@ -297,7 +301,7 @@ def regional_report(output_dir: str, scan: dict, products: dict) -> str:
              "<h2>Quality control</h2>" + (pd.read_csv(qc, sep="\t").to_html(
                  index=False, float_format="%.4g", na_rep="") if qc else "<p>None.</p>"),
              "<h2>Methods</h2>" + render_html(scan["methods"])]
-    path = out / names.report_name(entities, seg)
+    path = out / report_name
     write_text(path, html_page(scan_name, parts))
     return str(path)
 

@@ -10,12 +10,11 @@ linear interpolation of a linear function returns the point it sampled.
 
 from __future__ import annotations
 
+import ants
 import numpy as np
 import pytest
 
 from workflows.imaging.chains import mni_to_pet, pet_to_mni
-
-ants = pytest.importorskip("ants")
 
 
 def coordinate_images(image) -> list:

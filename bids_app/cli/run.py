@@ -245,12 +245,12 @@ def use_preprocessed(config: Config, folders: list, scans: list) -> tuple[list, 
             full.append(scan)
         except PetbindError as err:               # one scan's bad input stops no other scan
             refused.append((scan.name, err))
-    tac_scans = []
+    tac_scans, image_route = [], {s.name for s in full}
     for scan in found:
         try:
             check_tac_scan(scan, config.participant, run.reference_tac)
             # with PETPrep's image too, the image's route writes the scan's QC and report
-            scan.record["with_image"] = scan.name in {s.name for s in full}
+            scan.record["with_image"] = scan.name in image_route
             tac_scans.append(scan)
         except PetbindError as err:
             if err.exit_code == EX_USAGE:
@@ -393,14 +393,9 @@ def qc_warnings(qc_tsv: Path) -> list[str]:
     return flagged_messages(pd.read_csv(qc_tsv, sep="\t")) if qc_tsv.is_file() else []
 
 
-def tac_report(scan) -> str:
-    """The report of a scan's PETPrep TAC fits (beside its image's report if it has one)."""
-    from bids_app import names
-    return names.report_name(scan.entities, scan.seg if scan.record["with_image"] else None)
-
-
 def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int:
     from bids_app import names
+    from bids_app.petprep import tac_report_name
     from workflows.kinetics.models import get_model
 
     out_dir = config.run.output_dir
@@ -410,7 +405,7 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
         if hasattr(scan, "folder"):              # TACs from PETPrep: regional fits only
             fits = names.subject_dir(out_dir, scan.subject, scan.session, "pet").glob(
                 f"{scan.entities.prefix}_*model-SRTM_kinpar.tsv")      # with pvc- or without
-            done = (out_dir / tac_report(scan)).exists() and any(fits)
+            done = (out_dir / tac_report_name(scan.record)).exists() and any(fits)
         else:
             bpnd = names.scan_file(out_dir, scan.entities, "mimap", ".nii.gz",
                                    space=names.TEMPLATE_SPACE, model=label, meas="BPND")
@@ -422,7 +417,7 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
     for scan, _ in ok:
         if hasattr(scan, "folder"):
             say(config, f"  ok      {scan.name} (regional fits of {scan.folder.source} TACs, "
-                f"seg-{scan.seg}; report: {out_dir / tac_report(scan)})")
+                f"seg-{scan.seg}; report: {out_dir / tac_report_name(scan.record)})")
         else:
             source = scan.preprocessed["source"] + " (its image)" if scan.preprocessed \
                 else "petbind"

@@ -47,6 +47,12 @@ def _transform_matrix(path: str) -> tuple[np.ndarray, np.ndarray]:
     return matrix, offset
 
 
+def motion_estimated(table: pd.DataFrame) -> bool:
+    """Whether a motion table (``_motion.tsv``, n/a read as NaN) holds estimates: PET realigned
+    by another tool that gave none has n/a throughout."""
+    return not table[["trans_x", "rot_x"]].isna().all().all()
+
+
 def framewise_displacement(params: np.ndarray, radius_mm: float = FD_RADIUS_MM) -> np.ndarray:
     """Power et al. 2012: sum of absolute frame-to-frame changes, rotations as arc length."""
     d = np.abs(np.diff(params, axis=0))

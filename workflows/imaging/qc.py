@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from workflows.imaging.motion import motion_estimated
+
 CORE_MM = 6.0      # the template brain this far inside its outline (affine misfit tolerated)
 
 
@@ -129,7 +131,7 @@ def motion_metrics(motion_tsv: str) -> dict[str, float]:
     """The largest translation and rotation; none where the motion is not known (PET realigned
     elsewhere without its estimates)."""
     table = pd.read_csv(motion_tsv, sep="\t", na_values=["n/a"])
-    if table[["trans_x", "rot_x"]].isna().all().all():
+    if not motion_estimated(table):
         return {}
     return {"max_translation_mm": float(table[["trans_x", "trans_y", "trans_z"]].abs()
                                         .to_numpy().max()),
