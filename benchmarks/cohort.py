@@ -49,12 +49,13 @@ def anatomy(t1w: Path, work: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     n4, _, robex_mask = bias_correct_and_extract(str(t1w), str(work), mode="force")
-    _, mni2t1w, _, _, mask = normalise(n4, robex_mask, str(work))
+    normalised = normalise(n4, robex_mask, str(work))
     seconds = time.time() - t0
     labels = ants.apply_transforms(ants.image_read(str(t1w)), ants.image_read(str(atlas_path())),
-                                   mni2t1w, whichtoinvert=[True, False],
+                                   [normalised.mni2t1w],
                                    interpolator="genericLabel").numpy().round().astype(int)
-    return {"mask": nib.load(mask).get_fdata() > 0, "labels": labels, "seconds": seconds,
+    return {"mask": nib.load(normalised.brain_mask).get_fdata() > 0, "labels": labels,
+            "seconds": seconds,
             "robex_mask": nib.load(robex_mask).get_fdata() > 0}
 
 
@@ -78,10 +79,8 @@ def atlas_on_truth_pet_grid(ds: Path, work: Path, sub: str) -> np.ndarray:
     folder = next(work.rglob(f"anat_{sub.replace('-', '')}_T1w/normalise"))
     truth = ants.image_read(str(ds / "derivatives" / "truth" / sub / "pet" /
                                 f"{sub}_trc-carfentanil_seg-neuromorphometrics_dseg.nii.gz"))
-    transforms = [str(folder / f"t1w_to_mni_{name}") for name in ("0GenericAffine.mat",
-                                                                  "1InverseWarp.nii.gz")]
-    return ants.apply_transforms(truth, ants.image_read(str(atlas_path())), transforms,
-                                 whichtoinvert=[True, False],
+    return ants.apply_transforms(truth, ants.image_read(str(atlas_path())),
+                                 [str(folder / "t1w_to_mni_InverseComposite.h5")],
                                  interpolator="genericLabel").numpy().round().astype(int)
 
 

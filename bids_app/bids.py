@@ -46,7 +46,7 @@ class NamedScan:
 @dataclass
 class Scan(NamedScan):
     """One PET scan to process, the T1w it goes with, (after :func:`check_scan`) what its
-    sidecar says, validated, and the image another tool preprocessed, if one is used."""
+    sidecar says, validated, and the image and normalisation another tool made, if used."""
 
     subject: str
     session: str | None
@@ -58,6 +58,8 @@ class Scan(NamedScan):
     metadata: PETMetadata | None = None
     # PET preprocessed elsewhere (PETPrep; :func:`bids_app.petprep.find_image`), else None
     preprocessed: dict | None = None
+    # the T1w's normalisation made elsewhere (:func:`bids_app.petprep.find_transforms`)
+    normalisation: dict | None = None
 
 
 def strip_prefix(label: str, prefix: str) -> str:

@@ -38,12 +38,15 @@ def scan_record(scan: Scan, config: Config) -> dict:
     if elsewhere:
         sources[:1] = [elsewhere["pet"]] + ([elsewhere["confounds"]] if elsewhere["confounds"]
                                             else [])
+    if scan.normalisation:
+        sources += [scan.normalisation["t1w2mni"], scan.normalisation["mni2t1w"]]
     return {"subject": scan.subject, "session": scan.session, "tracer": scan.tracer,
             "run": scan.run, "reference_region": tracer.reference_region,
             "models": config.participant.models,
             "smoothing_fwhm_mm": config.participant.smoothing_fwhm_mm,
             "pvc_psf_fwhm_mm": config.participant.pvc_psf_fwhm_mm,
             "metadata": scan.metadata.as_record(), "preprocessed": elsewhere,
+            "normalisation": scan.normalisation,
             "provenance": {"Sources": sources, "SoftwareName": "petbind", "Tracer": tracer.name,
                            "Theta3RangeMagiaPerMin": list(tracer.theta3_range_per_min),
                            "Theta3RangeSource": tracer.source,
@@ -81,8 +84,8 @@ def writer_node(writer: str, fields: list[str], record: dict, config: Config,
 def init_petbind_wf(scans: list[Scan], config: Config, tac_scans: list | None = None
                     ) -> tuple[pe.Workflow, dict[str, list]]:
     """All scans in one graph (so any nipype plugin can schedule them), and the methods text of
-    each tracer (paragraphs with citation keys). ``tac_scans``: scans with TACs made elsewhere
-    (:class:`bids_app.petprep.TacScan`, checked), fitted region by region."""
+    each tracer and route (paragraphs with citation keys). ``tac_scans``: scans with TACs made
+    elsewhere (:class:`bids_app.petprep.TacScan`, checked), fitted region by region."""
     workflow = pe.Workflow(name=workflow_name(), base_dir=str(config.run.work_dir))
     methods: dict[str, list[str]] = {}
     for scan in tac_scans or []:
@@ -97,10 +100,13 @@ def init_petbind_wf(scans: list[Scan], config: Config, tac_scans: list | None = 
         record = scan_record(scan, config)
         # PETPrep's TAC fits of the scan keep the plain names; the atlas's fits name their seg
         record["regional_seg"] = ATLAS_SEG if scan.name in with_tacs else None
+        which = (f"The {scan.tracer} scans that {scan.preprocessed['source']} preprocessed"
+                 if scan.preprocessed else f"The {scan.tracer} scans")
         record["methods"] = [intro("participant"), anat_wfs[key].__desc__,
-                             f"The {scan.tracer} scans were processed as follows. "
-                             + pet_wf.__desc__]
-        methods.setdefault(scan.tracer, record["methods"])
+                             f"{which} were processed as follows. " + pet_wf.__desc__]
+        # one text per tracer and route (a run may mix PETPrep's images and its own)
+        route = (scan.preprocessed or {}).get("source"), (scan.normalisation or {}).get("source")
+        methods.setdefault(f"{scan.tracer} {route}", record["methods"])
         _add_scan_outputs(workflow, anat_wfs[key], pet_wf, scan, record, config)
     return workflow, methods
 
@@ -120,7 +126,7 @@ def _add_regional(workflow: pe.Workflow, scan, config: Config, methods: dict) ->
                                        name=f"{scan.ident}_regional{suffix}")
         paragraphs = [intro("participant"), f"The {scan.tracer} scans preprocessed by "
                       f"{scan.folder.source} were processed as follows. " + regional_wf.__desc__]
-        methods.setdefault(scan.tracer, paragraphs)
+        methods.setdefault(f"{scan.tracer} {scan.folder.source} TACs", paragraphs)
         fields = ["tacs", *[f"{node_key(m)}_kinpar" for m in regional_models()]]
         sink = writer_node("regional", fields, {**record, "table": table, "qc_thresholds":
                                                 config.participant.qc_thresholds}, config,
@@ -137,7 +143,8 @@ def _add_anat(workflow: pe.Workflow, scan: Scan, config: Config) -> pe.Workflow:
     """The anatomical workflow of the scan's T1w and the writer of its derivatives."""
     anat_name = "anat_" + scan.t1w.name.split(".")[0].replace("-", "").replace(".", "_")
     anat_wf = init_anat_wf(omp_nthreads=config.run.omp_nthreads, seed=config.participant.seed,
-                           skull_strip=config.participant.skull_strip_t1w, name=anat_name)
+                           skull_strip=config.participant.skull_strip_t1w,
+                           transforms=scan.normalisation, name=anat_name)
     anat_wf.inputs.inputnode.t1w = str(scan.t1w)
     # the T1w's session when it has one (a T1w shared by sessions has none)
     session = scan.session if f"ses-{scan.session}" in str(scan.t1w) else None

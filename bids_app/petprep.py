@@ -383,6 +383,53 @@ def check_image(preprocessed: dict, n_frames: int, sidecar: Path) -> None:
         numbers_or_na(table[list(MOTION_COLUMNS)], confounds)
 
 
+def find_transforms(folders: list[PetprepFolder], bids_dir: Path, t1w: Path
+                    ) -> tuple[dict | None, str | None]:
+    """PETPrep's normalisation of a raw T1w: ``<sub>[_ses]_from-T1w_to-{T}_mode-image_xfm.h5``
+    and ``from-{T}_to-T1w`` (T: :data:`names.TEMPLATE_SPACE`; ITK composites, as sMRIPrep
+    writes them) in the T1w's folder of a derivatives folder, else in the subject's ``anat``.
+    Returns them as :func:`workflows.anat.init_anat_wf` takes them, or None and why not (a
+    note for the log; None, None where no folder has them)."""
+    subject = t1w.name.split("_")[0]
+    places = [t1w.parent.relative_to(bids_dir), Path(subject) / "anat"]
+    forward = f"_from-T1w_to-{names.TEMPLATE_SPACE}_mode-image_xfm.h5"
+    inverse = f"_from-{names.TEMPLATE_SPACE}_to-T1w_mode-image_xfm.h5"
+    for folder in folders:
+        for place in dict.fromkeys(places):
+            found = sorted((folder.root / place).glob(f"{subject}*{forward}"))
+            # the transform of this T1w: its name's entities start the raw T1w's
+            mine = [f for f in found if t1w.name.startswith(f.name.removesuffix(forward))]
+            if len(mine) > 1:
+                return None, (f"{folder.root / place}: {len(mine)} PETPrep normalisations "
+                              f"fit {t1w.name}; petbind normalises it itself")
+            if mine:
+                partner = mine[0].with_name(mine[0].name.removesuffix(forward) + inverse)
+                if not partner.is_file():
+                    return None, (f"{partner}: missing beside {mine[0].name}; petbind "
+                                  f"normalises {t1w.name} itself")
+                return {"t1w2mni": str(mine[0]), "mni2t1w": str(partner),
+                        "source": folder.source}, None
+    return None, None
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def check_transforms(transforms: dict) -> None:
+    """PETPrep's normalisation files read as ITK transforms (HDF5 files that ANTs reads)."""
+    for key in ("t1w2mni", "mni2t1w"):
+        path = Path(transforms[key])
+        try:
+            with path.open("rb") as f:
+                signature = f.read(len(HDF5_SIGNATURE))
+        except OSError as err:
+            raise PetbindError(f"{path}: cannot be read ({err.strerror}); make it readable or "
+                               "remove it", EX_NOINPUT) from None
+        if signature != HDF5_SIGNATURE:
+            raise PetbindError(f"{path}: not an ITK transform (HDF5) file; give PETPrep's "
+                               "transform or remove it", EX_DATAERR)
+
+
 def tac_report_name(record: dict) -> str:
     """The report of a scan's PETPrep TAC fits (``record``: :func:`check_tac_scan`'s): named
     with its segmentation when the scan's image has the plain name's report."""

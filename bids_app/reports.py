@@ -234,6 +234,9 @@ def scan_report(output_dir: str, scan: dict, products: dict) -> str:
              *([f"<p>PET preprocessed by {html.escape(elsewhere['source'])}: "
                 f"{html.escape(elsewhere['pet'])} (motion-corrected, in T1w space; petbind "
                 "did not realign or coregister it again).</p>"] if elsewhere else []),
+             *([f"<p>T1w normalised to {names.TEMPLATE_SPACE} by the transforms of "
+                f"{html.escape(given['source'])}: {html.escape(given['t1w2mni'])}.</p>"]
+               if (given := scan.get("normalisation")) else []),
              "<h2>Warnings</h2>",
              "<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>"
              if warnings else "<p>None.</p>"]

@@ -33,12 +33,12 @@ def head(request, tmp_path_factory):
         "--t1-voxel-size", "2", "-q"] + (["--deface"] if defaced else [])) == 0
     t1w = ds / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
     n4, _, robex_mask = bias_correct_and_extract(str(t1w), str(root), mode="force")
-    _, mni2t1w, _, _, mask = normalise(n4, robex_mask, str(root))
+    normalised = normalise(n4, robex_mask, str(root))
     labels = ants.apply_transforms(ants.image_read(str(t1w)), ants.image_read(str(atlas_path())),
-                                   mni2t1w, whichtoinvert=[True, False],
+                                   [normalised.mni2t1w],
                                    interpolator="genericLabel").numpy().round().astype(int)
     truth = ds / "derivatives" / "truth" / "sub-01" / "anat"
-    return {"mask": nib.load(mask).get_fdata() > 0,
+    return {"mask": nib.load(normalised.brain_mask).get_fdata() > 0,
             "labels": labels,
             "true_mask": nib.load(truth / names.anat_name("01", None, "mask", desc="brain")
                                   ).get_fdata() > 0,

@@ -37,7 +37,8 @@ def test_brain_extraction_volume_is_adult(real_anat):
     # ROBEX's mask and the mask refined by the normalisation (the template's brain brought
     # back) both hold a plausible adult brain, and they agree but for the shell of
     # extra-cerebral CSF that ROBEX keeps (volumes in docs/validation.md)
-    _, (_, _, robex), (_, _, _, _, refined) = real_anat
+    _, (_, _, robex), normalised = real_anat
+    refined = normalised.brain_mask
     masks = [ants.image_read(m).numpy() > 0.5 for m in (robex, refined)]
     voxel_ml = float(np.prod(ants.image_read(robex).spacing)) / 1000
     for mask in masks:
@@ -54,9 +55,9 @@ def test_brain_extraction_works_in_folders_with_spaces(real_anat):
 
 
 def test_normalised_brain_mask_matches_the_template(real_anat):
-    out, (_, _, mask), (fwd, _, _, _, _) = real_anat
+    out, (_, _, mask), normalised = real_anat
     fixed = ants.image_read(mni_reference_image(2.0, str(out)))
-    warped = ants.apply_transforms(fixed, ants.image_read(mask), fwd,
+    warped = ants.apply_transforms(fixed, ants.image_read(mask), [normalised.t1w2mni],
                                    interpolator="nearestNeighbor").numpy() > 0.5
     template = fixed.numpy() > 5
     dice = 2 * (warped & template).sum() / (warped.sum() + template.sum())

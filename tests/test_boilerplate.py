@@ -12,8 +12,9 @@ from bids_app.cli.run import config_from_args
 from test_bad_input import make_dataset
 
 
-def methods_of(ds, out, *options):
-    """The participant level's methods text for a dataset, from the graph that would run."""
+def methods_of(ds, out, *options, elsewhere=None):
+    """The participant level's methods text for a dataset, from the graph that would run;
+    ``elsewhere``: subject -> (image, normalisation) made by PETPrep (Scan's fields)."""
     from bids_app.bids import check_scan, find_scans
     from bids_app.cli.run import merge_methods
     from bids_app.participant import init_petbind_wf
@@ -23,6 +24,7 @@ def methods_of(ds, out, *options):
     scans = find_scans(config.run)
     for scan in scans:
         check_scan(scan, config.participant)
+        scan.preprocessed, scan.normalisation = (elsewhere or {}).get(scan.subject, (None, None))
     return merge_methods(init_petbind_wf(scans, config)[1])
 
 
@@ -40,6 +42,21 @@ def test_participant_methods_quote_the_settings_of_the_run(tmp_path):
     assert "ROBEX" not in changed
     # every citation is resolved and listed among the references
     assert "[@" not in default and "Lammertsma AA, Hume SP" in default
+
+
+def test_a_run_mixing_petpreps_images_and_its_own_describes_both(tmp_path):
+    # sub-02's PET and normalisation came from PETPrep, sub-01's did not: the methods say how
+    # each was made, the lead of each scan paragraph saying which scans it is about
+    ds = make_dataset(tmp_path / "ds")
+    source = "PETPrep 0.0.3"
+    image = {"pet": "x_space-T1w_desc-preproc_pet.nii.gz", "source": source, "root": "d",
+             "confounds": None}
+    transforms = {"t1w2mni": "f.h5", "mni2t1w": "i.h5", "source": source}
+    text = render_markdown("Methods", methods_of(ds, tmp_path / "out",
+                                                 elsewhere={"02": (image, transforms)}))
+    assert "The carfentanil scans were processed as follows" in text
+    assert f"The carfentanil scans that {source} preprocessed were processed as follows" in text
+    assert "then SyN" in text and f"by the transforms {source} estimated" in text
 
 
 def test_every_citation_key_has_a_reference_and_a_bibtex_entry():

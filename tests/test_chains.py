@@ -50,22 +50,19 @@ def spaces(tmp_path_factory):
     rigid = ants.create_ants_transform(
         transform_type="AffineTransform", dimension=3, matrix=rotation(1, 12.0),
         translation=(40.0, -15.0, 25.0))
-    paths = {"affine": str(root / "t1w_to_mni_0GenericAffine.mat"),
-             "rigid": str(root / "pet_to_t1w_0GenericAffine.mat"),
-             "warp": str(root / "t1w_to_mni_1Warp.nii.gz"),
-             "inverse_warp": str(root / "t1w_to_mni_1InverseWarp.nii.gz")}
-    ants.write_transform(affine, paths["affine"])
+    # the normalisation's ITK composite files, as petbind and PETPrep write them
+    paths = {"t1w2mni": str(root / "t1w_to_mni_Composite.h5"),
+             "mni2t1w": str(root / "t1w_to_mni_InverseComposite.h5"),
+             "rigid": str(root / "pet_to_t1w_0GenericAffine.mat")}
+    ants.write_transform(ants.compose_ants_transforms([affine]), paths["t1w2mni"])
+    ants.write_transform(ants.compose_ants_transforms([affine.invert()]), paths["mni2t1w"])
     ants.write_transform(rigid, paths["rigid"])
-    zero = ants.from_numpy(np.zeros((60, 60, 50, 3), np.float32), has_components=True, **grid)
-    for key in ("warp", "inverse_warp"):        # SyN's fields, zero: the affine alone moves
-        ants.image_write(zero, paths[key])
     return {"mni": mni, "pet": pet, "affine_tx": affine, "rigid_tx": rigid, **paths}
 
 
 def test_an_mni_image_lands_on_the_pet_grid_through_t1w(spaces):
     # each PET voxel samples the MNI point A^-1(R^-1(p)): back to T1w, then to MNI
-    transforms, invert = mni_to_pet([spaces["affine"], spaces["inverse_warp"]],
-                                    spaces["rigid"])
+    transforms, invert = mni_to_pet(spaces["mni2t1w"], spaces["rigid"])
     sampled = np.stack([ants.apply_transforms(spaces["pet"], image, transforms,
                                               interpolator="linear",
                                               whichtoinvert=invert).numpy()
@@ -86,7 +83,7 @@ def test_an_mni_image_lands_on_the_pet_grid_through_t1w(spaces):
 
 def test_a_pet_image_lands_on_the_mni_grid_through_t1w(spaces):
     # each MNI voxel samples the PET point R(A(m)): to T1w, then to PET
-    transforms, invert = pet_to_mni(spaces["rigid"], [spaces["warp"], spaces["affine"]])
+    transforms, invert = pet_to_mni(spaces["rigid"], spaces["t1w2mni"])
     sampled = np.stack([ants.apply_transforms(spaces["mni"], image, transforms,
                                               interpolator="linear",
                                               whichtoinvert=invert).numpy()

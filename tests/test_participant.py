@@ -186,18 +186,17 @@ def test_motion_is_recovered(dataset):
 def test_normalisation_puts_the_atlas_on_the_phantom_anatomy(dataset):
     # The phantom is the MNI template deformed by a known warp; its truth segmentation is the
     # atlas through that warp, on the PET grid at the head's unmoved pose (the T1w's world).
-    # The atlas taken back through petbind's normalisation (inverse affine and SyN) must land on
-    # it: mean Dice over the seed study's ten ROIs at least 0.88.
+    # The atlas taken back through petbind's normalisation (its inverse composite: affine and
+    # SyN) must land on it: mean Dice over the seed study's ten ROIs at least 0.88.
     import ants
     from workflows.imaging.atlas import SEED_ROIS, atlas_path, region_labels
     folder = next(dataset["work"].rglob("anat_sub01_T1w/normalise"))
     truth_path = (dataset["ds"] / "derivatives" / "truth" / "sub-01" / "pet" /
                   "sub-01_trc-carfentanil_seg-neuromorphometrics_dseg.nii.gz")
     truth = ants.image_read(str(truth_path))
-    transforms = [str(folder / f"t1w_to_mni_{name}") for name in ("0GenericAffine.mat",
-                                                                  "1InverseWarp.nii.gz")]
-    mapped = ants.apply_transforms(truth, ants.image_read(str(atlas_path())), transforms,
-                                   whichtoinvert=[True, False], interpolator="genericLabel")
+    mapped = ants.apply_transforms(truth, ants.image_read(str(atlas_path())),
+                                   [str(folder / "t1w_to_mni_InverseComposite.h5")],
+                                   interpolator="genericLabel")
     mapped = mapped.numpy().round().astype(int)
     true_labels = truth.numpy().round().astype(int)
     dice = {}
@@ -424,7 +423,7 @@ def test_injected_failures_are_flagged_and_reported(dataset, tmp_path):
     moved_path = tmp_path / "pet_moved.nii.gz"
     nib.save(nib.Nifti1Image(moved, pet.affine), moved_path)
     qc_inputs = loadpkl(next(work.glob("sub01_trccarfentanil/qc_wf/metrics/_inputs.pklz")))
-    args = {k: qc_inputs[k] for k in ("t1w_mni", "t1w2mni", "reference_mask", "kinpar",
+    args = {k: qc_inputs[k] for k in ("t1w_mni", "mni_affine", "reference_mask", "kinpar",
                                       "fit_infos", "motion_tsv")}
     for name, mask_path, pet_path, metric in (
             ("cut", cut_path, products["petref_t1w"], "brain_missing_ml"),
@@ -443,7 +442,8 @@ def test_injected_failures_are_flagged_and_reported(dataset, tmp_path):
 def petprep_layout_of_own_run(work: Path, out: Path, deriv: Path, sub: str) -> None:
     """petbind's own preprocessing of one scan written as PETPrep's layout: the realigned
     frames in the T1w's world (the coregistration composed into the header, the voxels
-    untouched), the motion as PETPrep's confounds table, a dataset_description naming PETPrep."""
+    untouched), the motion as PETPrep's confounds table, the normalisation's composite
+    transforms under sMRIPrep's names, a dataset_description naming PETPrep."""
     from workflows.imaging.motion import _transform_matrix
     stem = f"sub-{sub}_trc-carfentanil"
     scan_work = next(work.glob("petbind_*_wf")) / f"sub{sub}_trccarfentanil"
@@ -468,11 +468,19 @@ def petprep_layout_of_own_run(work: Path, out: Path, deriv: Path, sub: str) -> N
     motion = pd.read_csv(out / f"sub-{sub}" / "pet" / f"{stem}_motion.tsv", sep="\t")
     motion.drop(columns=["registered"]).to_csv(
         pet_dir / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False)
+    anat_dir = deriv / f"sub-{sub}" / "anat"
+    anat_dir.mkdir()
+    normalise = next(work.rglob(f"anat_sub{sub}_T1w/normalise"))
+    for mine, theirs in (("Composite", f"from-T1w_to-{SPACE}"),
+                         ("InverseComposite", f"from-{SPACE}_to-T1w")):
+        shutil.copy(normalise / f"t1w_to_mni_{mine}.h5",
+                    anat_dir / f"sub-{sub}_{theirs}_mode-image_xfm.h5")
 
 
 def test_own_preprocessed_images_in_petpreps_layout_give_the_same_numbers(dataset, tmp_path):
-    # The image route adds nothing of its own: fed petbind's own realigned frames and motion in
-    # PETPrep's layout, sub-01's products equal the own run's. PET-space maps, masks, atlas and
+    # The image route adds nothing of its own: fed petbind's own realigned frames, motion and
+    # normalisation in PETPrep's layout, sub-01's products equal the own run's, though petbind
+    # neither realigns, coregisters nor runs SyN. The anatomy, PET-space maps, masks, atlas and
     # regional fits exactly; MNI maps within float32 rounding (the header's affine, stored in
     # float32, now holds the coregistration); GTM-corrected BPND within 0.5 % (the
     # interpolation blur it models depends on the grid's orientation, now the T1w's).
@@ -487,14 +495,16 @@ def test_own_preprocessed_images_in_petpreps_layout_give_the_same_numbers(datase
                           capture_output=True, text=True, timeout=3000,
                           env={**os.environ, "TMPDIR": str(dataset["tmp"])})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "preprocessed by PETPrep own (its image)" in proc.stderr
-    own_dir, image_dir = dataset["out"] / "sub-01" / "pet", out / "sub-01" / "pet"
+    assert "preprocessed by PETPrep own (its image and its normalisation)" in proc.stderr
+    given = next(work.rglob("anat_sub01_T1w/normalise_given"))
+    assert not list(given.glob("t1w_to_mni_*"))                     # no SyN of its own
     compared = 0
-    for own in sorted(own_dir.glob("*")):
+    for own in sorted([*(dataset["out"] / "sub-01" / "pet").glob("*"),
+                       *(dataset["out"] / "sub-01" / "anat").glob("*")]):
         name = own.name
         if name.endswith(".json") or "desc-hmc_petref" in name or "_motion" in name:
             continue                     # sidecars name the sources; motion round-tripped
-        mine = image_dir / name
+        mine = out / own.relative_to(dataset["out"])
         assert mine.is_file(), name
         if name.endswith(".tsv"):
             a, b = pd.read_csv(own, sep="\t"), pd.read_csv(mine, sep="\t")
@@ -511,4 +521,4 @@ def test_own_preprocessed_images_in_petpreps_layout_give_the_same_numbers(datase
             else:
                 np.testing.assert_array_equal(a, b, err_msg=name)
         compared += 1
-    assert compared >= 25
+    assert compared >= 30

@@ -288,6 +288,37 @@ def test_a_folder_that_petprep_did_not_make_is_not_taken_for_it(tmp_path, capsys
     assert "no PETPrep folder" in capsys.readouterr().err
 
 
+def test_petpreps_normalisation_is_found_for_the_t1w_it_belongs_to(tmp_path):
+    # sMRIPrep's names: the T1w's own folder first (a session's), else the subject's anat;
+    # a pair only (forward and inverse); a transform of another acquisition is not taken
+    from bids_app.petprep import PetprepFolder, find_transforms
+    bids, deriv = tmp_path / "bids", tmp_path / "petprep"
+    folders = [PetprepFolder(deriv, "0.0.3")]
+    t1w = bids / "sub-01" / "ses-a" / "anat" / "sub-01_ses-a_acq-mp2_T1w.nii.gz"
+    forward = "from-T1w_to-MNI152NLin2009cAsym_mode-image_xfm.h5"
+    inverse = "from-MNI152NLin2009cAsym_to-T1w_mode-image_xfm.h5"
+    assert find_transforms(folders, bids, t1w) == (None, None)
+    anat = deriv / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    (anat / f"sub-01_acq-other_{forward}").write_bytes(b"")
+    (anat / f"sub-01_acq-other_{inverse}").write_bytes(b"")
+    assert find_transforms(folders, bids, t1w) == (None, None)
+    (anat / f"sub-01_{forward}").write_bytes(b"")
+    found, note = find_transforms(folders, bids, t1w)
+    assert found is None and f"sub-01_{inverse}: missing" in note
+    (anat / f"sub-01_{inverse}").write_bytes(b"")
+    found, note = find_transforms(folders, bids, t1w)
+    assert note is None and found == {"t1w2mni": str(anat / f"sub-01_{forward}"),
+                                      "mni2t1w": str(anat / f"sub-01_{inverse}"),
+                                      "source": "PETPrep 0.0.3"}
+    session = deriv / "sub-01" / "ses-a" / "anat"
+    session.mkdir(parents=True)
+    for name in (forward, inverse):
+        (session / f"sub-01_ses-a_{name}").write_bytes(b"")
+    assert find_transforms(folders, bids, t1w)[0]["t1w2mni"] == \
+        str(session / f"sub-01_ses-a_{forward}")
+
+
 # six participants, two groups; true occupancy per participant; the second group's putamen
 # binds 40 % more (the planted effect); a per-participant scale spreads BPND within groups
 GROUPS = ["secure"] * 3 + ["avoidant"] * 3
@@ -548,10 +579,11 @@ def test_the_motion_is_the_one_petprep_estimated(images):
     assert qc["max_translation_mm"] == pytest.approx(largest, abs=1e-4) and largest > 0.3
 
 
-def test_a_petprep_image_with_the_wrong_frames_is_refused_and_the_others_go_on(images,
-                                                                            tmp_path):
-    # sub-02's image has one frame too few: refused in one line (exit 65); sub-01, whose image
-    # is left out here, goes on from its TACs
+@pytest.mark.parametrize("how", ["frames", "transform"])
+def test_a_bad_petprep_image_or_transform_is_refused_and_the_others_go_on(images, tmp_path,
+                                                                          how):
+    # sub-02's image has one frame too few, or its normalisation is not an ITK (HDF5) file:
+    # refused in one line (exit 65); sub-01, whose image is left out here, goes on from its TACs
     import nibabel as nib
     import shutil
     ds = tmp_path / "ds"
@@ -559,16 +591,26 @@ def test_a_petprep_image_with_the_wrong_frames_is_refused_and_the_others_go_on(i
     deriv = ds / "derivatives" / "petprep"
     (deriv / "sub-01" / "pet" / "sub-01_trc-carfentanil_space-T1w_desc-preproc_pet.nii.gz"
      ).unlink()
-    bad = deriv / "sub-02" / "pet" / "sub-02_trc-carfentanil_space-T1w_desc-preproc_pet.nii.gz"
-    img = nib.load(bad)
-    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[..., :-1], img.affine), bad)
+    if how == "frames":
+        bad = deriv / "sub-02" / "pet" / \
+            "sub-02_trc-carfentanil_space-T1w_desc-preproc_pet.nii.gz"
+        img = nib.load(bad)
+        nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[..., :-1], img.affine), bad)
+        message = "frame(s) but the raw sidecar"
+    else:
+        anat = deriv / "sub-02" / "anat"
+        anat.mkdir(exist_ok=True)
+        bad = anat / "sub-02_from-T1w_to-MNI152NLin2009cAsym_mode-image_xfm.h5"
+        bad.write_text("#Insight Transform File V1.0\n")
+        (anat / "sub-02_from-MNI152NLin2009cAsym_to-T1w_mode-image_xfm.h5").write_text("")
+        message = "not an ITK transform (HDF5) file"
     proc = subprocess.run([sys.executable, "-m", "bids_app.cli.run", str(ds), str(tmp_path / "out"),
                            "participant", "--derivatives", str(deriv), "-w",
                            str(tmp_path / "work"), "--skip-bids-validation"],
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 65, proc.stderr[-3000:]
     lines = [line for line in proc.stderr.splitlines() if "REFUSED sub-02" in line]
-    assert len(lines) == 1 and str(bad) in lines[0] and "frame(s) but the raw sidecar" in lines[0]
+    assert len(lines) == 1 and str(bad) in lines[0] and message in lines[0]
     assert (tmp_path / "out" / "sub-01" / "pet" / "sub-01_trc-carfentanil_model-SRTM_kinpar.tsv"
             ).is_file()
 

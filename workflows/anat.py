@@ -5,11 +5,11 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-from workflows.imaging.anat import HEAD_METRIC_MARGIN_MM, REGISTRATION_MM
+from workflows.imaging.anat import HEAD_METRIC_MARGIN_MM, REGISTRATION_MM, Normalisation
 
 
 def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "auto",
-                 name: str = "anat_wf") -> pe.Workflow:
+                 transforms: dict | None = None, name: str = "anat_wf") -> pe.Workflow:
     """T1w preprocessing (:mod:`workflows.imaging.anat`).
 
     Parameters
@@ -17,6 +17,9 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
     omp_nthreads : threads of each ANTs node.
     seed : seed of ROBEX.
     skull_strip : ``auto``, ``force`` or ``skip``, as :func:`bias_correct_and_extract` takes.
+    transforms : another tool's normalisation of this T1w, used instead of petbind's SyN:
+        ``t1w2mni`` and ``mni2t1w`` (ITK composite files, as
+        :class:`~workflows.imaging.anat.Normalisation` names them) and ``source`` (the tool).
 
     Inputs
     ------
@@ -25,7 +28,7 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
     Outputs
     -------
     t1w_preproc (bias corrected), t1w_brain, brain_mask, gm_prob, wm_prob, csf_prob, dseg,
-    t1w2mni (forward transforms), mni2t1w (inverse transforms), t1w_mni.
+    t1w2mni, mni2t1w, mni_affine (:class:`~workflows.imaging.anat.Normalisation`), t1w_mni.
     """
     workflow = pe.Workflow(name=name)
     refined = ("with ROBEX [@robex], the mask then refined to the template's brain mask "
@@ -35,19 +38,24 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
                   "force": refined,
                   "skip": "by taking its non-zero voxels as the brain (it was brain-extracted "
                           "already)"}[skull_strip]
+    normalisation = (
+        "an affine registration of the extracted brain, then SyN [@syn] of the whole T1w with "
+        f"the similarity (local cross-correlation, radius 2 voxels, at {REGISTRATION_MM:g} mm or "
+        f"the T1w's voxel size if coarser) measured on the template's brain and "
+        f"{HEAD_METRIC_MARGIN_MM:g} mm around it" if transforms is None else
+        f"by the transforms {transforms['source']} estimated (its T1w <-> "
+        "MNI152NLin2009cAsym composites; petbind's affine registration of the extracted brain "
+        "served the quality control only)")
     workflow.__desc__ = (
         "The T1w image was corrected for intensity non-uniformity with N4 [@n4], "
         f"skull-stripped {extraction}, segmented into grey matter, white matter and CSF with "
         "Atropos [@atropos] (three classes, Otsu-initialised, MRF weight 0.2) and normalised "
-        "to the MNI152NLin2009cAsym template [@mni2009], all with ANTs: an affine registration "
-        "of the extracted brain, then SyN [@syn] of the whole T1w with the similarity (local "
-        f"cross-correlation, radius 2 voxels, at {REGISTRATION_MM:g} mm or the T1w's voxel size "
-        f"if coarser) measured on the template's brain and {HEAD_METRIC_MARGIN_MM:g} mm around "
-        "it. ")
+        "to the MNI152NLin2009cAsym template [@mni2009], all with ANTs: "
+        f"{normalisation}. ")
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t1w_brain", "brain_mask", "gm_prob", "wm_prob", "csf_prob", "dseg",
-        "t1w2mni", "mni2t1w", "t1w_mni"]), name="outputnode")
+        "t1w2mni", "mni2t1w", "mni_affine", "t1w_mni"]), name="outputnode")
     skullstrip = pe.Node(niu.Function(function=_skullstrip_node,
                                       output_names=["t1w_preproc", "t1w_brain", "brain_mask",
                                                     "refine_mask"]),
@@ -57,10 +65,14 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
     seg = pe.Node(niu.Function(function=_segment_node,
                                output_names=["gm_prob", "wm_prob", "csf_prob", "dseg"]),
                   name="segment", mem_gb=1.5, n_procs=omp_nthreads)
-    norm = pe.Node(niu.Function(function=_normalise_node,
-                                output_names=["t1w2mni", "mni2t1w", "t1w_mni", "t1w_brain",
-                                              "brain_mask"]),
-                   name="normalise", mem_gb=2, n_procs=omp_nthreads)
+    given = transforms is not None
+    norm = pe.Node(niu.Function(function=_given_normalise_node if given else _normalise_node,
+                                output_names=list(Normalisation._fields)),
+                   name="normalise_given" if given else "normalise", mem_gb=2,
+                   n_procs=omp_nthreads)
+    if given:
+        norm.inputs.t1w2mni = transforms["t1w2mni"]
+        norm.inputs.mni2t1w = transforms["mni2t1w"]
     workflow.connect([
         (inputnode, skullstrip, [("t1w", "t1w")]),
         (skullstrip, norm, [("t1w_preproc", "t1w"), ("brain_mask", "brain_mask"),
@@ -70,8 +82,7 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
         (norm, outputnode, [("t1w_brain", "t1w_brain"), ("brain_mask", "brain_mask")]),
         (seg, outputnode, [("gm_prob", "gm_prob"), ("wm_prob", "wm_prob"),
                            ("csf_prob", "csf_prob"), ("dseg", "dseg")]),
-        (norm, outputnode, [("t1w2mni", "t1w2mni"), ("mni2t1w", "mni2t1w"),
-                            ("t1w_mni", "t1w_mni")]),
+        (norm, outputnode, [(f, f) for f in ("t1w2mni", "mni2t1w", "mni_affine", "t1w_mni")]),
     ])
     return workflow
 
@@ -96,4 +107,10 @@ def _segment_node(t1w_brain, brain_mask):
 def _normalise_node(t1w, brain_mask, refine_mask):
     import os
     from workflows.imaging.anat import normalise
-    return normalise(t1w, brain_mask, os.getcwd(), refine_mask)
+    return tuple(normalise(t1w, brain_mask, os.getcwd(), refine_mask))
+
+
+def _given_normalise_node(t1w, brain_mask, refine_mask, t1w2mni, mni2t1w):
+    import os
+    from workflows.imaging.anat import normalise_with
+    return tuple(normalise_with(t1w, brain_mask, os.getcwd(), refine_mask, t1w2mni, mni2t1w))

@@ -20,7 +20,8 @@ from workflows.refregion import init_refregion_wf
 from workflows.tacs import init_tacs_wf
 from workflows.voxelwise import init_voxelwise_wf
 
-ANAT_INPUTS = ("t1w_brain", "brain_mask", "gm_prob", "t1w2mni", "mni2t1w", "t1w_mni")
+ANAT_INPUTS = ("t1w_brain", "brain_mask", "gm_prob", "t1w2mni", "mni2t1w", "mni_affine",
+               "t1w_mni")
 SCAN_OUTPUTS = ("petref", "motion_tsv", "petref_t1w", "reference_mask", "brain_mask_pet",
                 "atlas_pet", "tacs", "kinpar", "qc")
 PVC_OUTPUTS = ("pvc_tacs", "pvc_kinpar", "pvc_resolution_mm")
@@ -62,8 +63,7 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
 
     Inputs
     ------
-    pet, and from the anatomical workflow t1w_brain, brain_mask, gm_prob, t1w2mni, mni2t1w,
-    t1w_mni.
+    pet, and from the anatomical workflow :data:`ANAT_INPUTS`.
 
     Outputs
     -------
@@ -154,7 +154,8 @@ def _add_qc(workflow: pe.Workflow, thresholds: dict | None, nodes: tuple) -> Non
     for i, model_wf in enumerate(voxelwise, start=1):
         workflow.connect(model_wf, "outputnode.fit_info", fit_infos, f"in{i}")
     workflow.connect([
-        (inputnode, qc, [(f, f"inputnode.{f}") for f in ("brain_mask", "t1w_mni", "t1w2mni")]),
+        (inputnode, qc, [(f, f"inputnode.{f}") for f in ("brain_mask", "t1w_mni",
+                                                              "mni_affine")]),
         (hmc, qc, [("outputnode.motion_tsv", "inputnode.motion_tsv")]),
         (coreg, qc, [("outputnode.petref_t1w", "inputnode.petref_t1w")]),
         (masks, qc, [("outputnode.reference_mask", "inputnode.reference_mask")]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
-QC_INPUTS = ("brain_mask", "t1w_mni", "t1w2mni", "petref_t1w", "reference_mask", "kinpar",
+QC_INPUTS = ("brain_mask", "t1w_mni", "mni_affine", "petref_t1w", "reference_mask", "kinpar",
              "fit_infos", "motion_tsv")
 
 
@@ -19,8 +19,9 @@ def init_qc_wf(*, thresholds: dict[str, list] | None = None, name: str = "qc_wf"
 
     Inputs
     ------
-    brain_mask, t1w_mni, t1w2mni (anatomy), petref_t1w (coregistration), reference_mask,
-    kinpar, fit_infos (every voxelwise model's fit_info), motion_tsv.
+    brain_mask, t1w_mni, mni_affine (anatomy: the normalisation's affine part), petref_t1w
+    (coregistration), reference_mask, kinpar, fit_infos (every voxelwise model's fit_info),
+    motion_tsv.
 
     Outputs
     -------
@@ -39,9 +40,9 @@ def init_qc_wf(*, thresholds: dict[str, list] | None = None, name: str = "qc_wf"
     return workflow
 
 
-def _qc_node(brain_mask, t1w_mni, t1w2mni, petref_t1w, reference_mask, kinpar, fit_infos,
+def _qc_node(brain_mask, t1w_mni, mni_affine, petref_t1w, reference_mask, kinpar, fit_infos,
              motion_tsv, thresholds):
     import os
     from workflows.imaging.qc import scan_qc
-    return scan_qc(brain_mask, t1w_mni, t1w2mni, petref_t1w, reference_mask, kinpar, fit_infos,
+    return scan_qc(brain_mask, t1w_mni, mni_affine, petref_t1w, reference_mask, kinpar, fit_infos,
                    motion_tsv, thresholds, os.getcwd())

@@ -220,18 +220,26 @@ def petprep_folders(config: Config) -> list:
 
 def use_preprocessed(config: Config, folders: list, scans: list) -> tuple[list, list, list]:
     """What PETPrep made, in place of petbind's own stages: a raw scan with PETPrep's image in
-    T1w space goes on from that image; a scan with PETPrep's TACs alone gets regional fits of
+    T1w space goes on from that image, a T1w with PETPrep's normalisation to the template is
+    not normalised again; a scan with PETPrep's TACs alone gets regional fits of
     them (:class:`bids_app.petprep.TacScan`); the others are preprocessed by petbind. Each is
     checked before any work (a raw scan's bad input stops the run, as without PETPrep; bad
     PETPrep output refuses that scan alone). Returns the scans for the full pipeline, the TAC
     scans, and those refused for bad input by name with the error."""
     from bids_app.bids import check_scan
-    from bids_app.petprep import check_image, check_tac_scan, find_image, find_tac_scans
+    from bids_app.petprep import (check_image, check_tac_scan, check_transforms, find_image,
+                                  find_tac_scans, find_transforms)
 
     run = config.run
     found, refused = find_tac_scans(folders, run) if folders else ([], [])
+    notes = set()
     for scan in scans:
         scan.preprocessed = find_image(folders, run.bids_dir, scan.pet) if folders else None
+        scan.normalisation, note = (find_transforms(folders, run.bids_dir, scan.t1w) if folders
+                                    else (None, None))
+        notes.add(note)
+    for note in sorted(filter(None, notes)):
+        say(config, note)
     with_image = {s.name for s in scans if s.preprocessed}
     tac_only = {t.name for t in found} - with_image
     full = []
@@ -242,6 +250,8 @@ def use_preprocessed(config: Config, folders: list, scans: list) -> tuple[list, 
         try:
             if scan.preprocessed:
                 check_image(scan.preprocessed, scan.metadata.timing.n_frames, scan.sidecar)
+            if scan.normalisation:
+                check_transforms(scan.normalisation)
             full.append(scan)
         except PetbindError as err:               # one scan's bad input stops no other scan
             refused.append((scan.name, err))
@@ -287,7 +297,7 @@ def write_run_files(config: Config, methods: dict[str, list[str]]) -> None:
 
 
 def merge_methods(methods: dict[str, list[str]]) -> list[str]:
-    """One methods text for the tracers of a run: each paragraph once, in order."""
+    """One methods text for the tracers and routes of a run: each paragraph once, in order."""
     return list(dict.fromkeys(p for paragraphs in methods.values() for p in paragraphs))
 
 
@@ -419,8 +429,10 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
             say(config, f"  ok      {scan.name} (regional fits of {scan.folder.source} TACs, "
                 f"seg-{scan.seg}; report: {out_dir / tac_report_name(scan.record)})")
         else:
-            source = scan.preprocessed["source"] + " (its image)" if scan.preprocessed \
-                else "petbind"
+            made = [what for what, used in (("its image", scan.preprocessed),
+                                             ("its normalisation", scan.normalisation)) if used]
+            source = (f"{(scan.preprocessed or scan.normalisation)['source']} "
+                      f"({' and '.join(made)})" if made else "petbind")
             say(config, f"  ok      {scan.name} (preprocessed by {source}; report: "
                 f"{out_dir / names.report_name(scan.entities)})")
         for warning in qc_warnings(names.scan_file(out_dir, scan.entities, "qc", ".tsv")):

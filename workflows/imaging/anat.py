@@ -5,6 +5,7 @@ normalisation to MNI152NLin2009cAsym with SyN.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import nibabel as nib
 import numpy as np
@@ -147,8 +148,39 @@ def registration_grid_mm(voxel_mm: tuple[float, ...]) -> float:
     return max(REGISTRATION_MM, round(float(min(voxel_mm)), 2))
 
 
+class Normalisation(NamedTuple):
+    """T1w <-> MNI: ITK composite transforms (``t1w2mni`` maps MNI points to T1w points, so it
+    resamples a T1w image onto the template; ``mni2t1w`` the other way), the affine part alone
+    (``mni_affine``: an ITK affine, MNI points -> T1w points; the QC's reference), the T1w in MNI
+    space, and the brain-extracted T1w and brain mask the normalisation implies."""
+
+    t1w2mni: str
+    mni2t1w: str
+    mni_affine: str
+    t1w_mni: str
+    t1w_brain: str
+    brain_mask: str
+
+
+def _template_and_brain(head, out_dir: str):
+    """The template on the registration grid of ``head`` and its brain (a boolean array)."""
+    import ants
+
+    grid_mm = registration_grid_mm(head.spacing)
+    fixed = ants.image_read(mni_reference_image(grid_mm, out_dir))
+    return fixed, fixed.numpy() > 5
+
+
+def _initial_affine(fixed, head, mask, out: Path) -> str:
+    """The affine registration of the extracted brain to the template (ITK file)."""
+    import ants
+
+    return ants.registration(fixed=fixed, moving=head * mask, type_of_transform="Affine",
+                             outprefix=str(out / "initial_affine_"))["fwdtransforms"][0]
+
+
 def normalise(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool = True
-              ) -> tuple[list[str], list[str], str, str, str]:
+              ) -> Normalisation:
     """Normalisation of the bias-corrected T1w (``t1w``, whole head or brain-extracted) to the
     MNI152NLin2009cAsym brain template (ANTs, on the grid of :func:`registration_grid_mm`), and
     the brain mask it implies. An affine registration of the extracted brain (``brain_mask``)
@@ -158,10 +190,7 @@ def normalise(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool = True
     ROBEX). SyN's similarity is the local cross-correlation (radius 2 voxels), as in
     antsRegistrationSyN.sh; three iterations at the finest level help small regions.
     With ``refine_mask`` the brain mask becomes the template's brain mask brought back by the
-    warp; without (a T1w brain-extracted by the user), the given mask stays.
-    Returns the forward transforms (T1w -> MNI: [warp, affine]), the inverse transforms
-    (MNI -> T1w: [affine, inverse warp], the affine to be inverted), the T1w in MNI space, the
-    brain-extracted T1w and the brain mask."""
+    warp; without (a T1w brain-extracted by the user), the given mask stays."""
     from scipy import ndimage
 
     from workflows.imaging.repeatable import seeded_ants
@@ -169,21 +198,46 @@ def normalise(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool = True
 
     out = Path(out_dir)
     head = ants.image_read(t1w)
-    grid_mm = registration_grid_mm(head.spacing)
-    fixed = ants.image_read(mni_reference_image(grid_mm, out_dir))
-    template_brain = fixed.numpy() > 5
-    near = ndimage.distance_transform_edt(~template_brain, sampling=grid_mm)
+    fixed, template_brain = _template_and_brain(head, out_dir)
+    near = ndimage.distance_transform_edt(~template_brain, sampling=fixed.spacing)
     region = fixed.new_image_like((near <= HEAD_METRIC_MARGIN_MM).astype(np.float32))
-    mask = ants.image_read(brain_mask)
-    affine = ants.registration(fixed=fixed, moving=head * mask, type_of_transform="Affine",
-                               outprefix=str(out / "initial_affine_"))
+    affine = _initial_affine(fixed, head, ants.image_read(brain_mask), out)
+    # the composite files hold the initial affine and the warp, as PETPrep's transforms do
     reg = ants.registration(fixed=fixed, moving=head, type_of_transform="SyNOnly", mask=region,
-                            initial_transform=affine["fwdtransforms"][0], syn_metric="CC",
+                            initial_transform=affine, syn_metric="CC",
                             syn_sampling=2, reg_iterations=(40, 20, 3),
-                            outprefix=str(out / "t1w_to_mni_"))
+                            outprefix=str(out / "t1w_to_mni_"), write_composite_transform=True)
+    return _apply_normalisation(t1w, brain_mask, out_dir, refine_mask, reg["fwdtransforms"],
+                                reg["invtransforms"], affine)
+
+
+def normalise_with(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool,
+                   t1w2mni: str, mni2t1w: str) -> Normalisation:
+    """:func:`normalise` with the transforms given (another tool's T1w <-> MNI152NLin2009cAsym
+    composites, e.g. PETPrep's): only the affine registration the QC needs is run."""
+    from workflows.imaging.repeatable import seeded_ants
+    ants = seeded_ants()
+
+    head = ants.image_read(t1w)
+    fixed, _ = _template_and_brain(head, out_dir)
+    affine = _initial_affine(fixed, head, ants.image_read(brain_mask), Path(out_dir))
+    return _apply_normalisation(t1w, brain_mask, out_dir, refine_mask, t1w2mni, mni2t1w,
+                                affine)
+
+
+def _apply_normalisation(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool,
+                         t1w2mni: str, mni2t1w: str, affine: str) -> Normalisation:
+    """The brain mask (refined: the template's brain mask brought back), the brain and the T1w
+    in MNI space of one normalisation."""
+    import ants
+
+    out = Path(out_dir)
+    head = ants.image_read(t1w)
+    fixed, template_brain = _template_and_brain(head, out_dir)
+    mask = ants.image_read(brain_mask)
     if refine_mask:
         prior = fixed.new_image_like(template_brain.astype(np.float32))
-        refined = ants.apply_transforms(head, prior, reg["invtransforms"]).numpy() > 0.5
+        refined = ants.apply_transforms(head, prior, [mni2t1w]).numpy() > 0.5
         mask = head.new_image_like(refined.astype(np.float32))
     mask_path = str(out / "t1w_brainmask_refined.nii.gz")
     brain_path = str(out / "t1w_brain_refined.nii.gz")
@@ -193,5 +247,5 @@ def normalise(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool = True
     nib.save(nib.Nifti1Image(np.asarray(source.dataobj, dtype=np.float32) * mask_data,
                              source.affine, source.header), brain_path)
     warped = str(out / "t1w_space-MNI.nii.gz")
-    ants.image_write(ants.apply_transforms(fixed, head * mask, reg["fwdtransforms"]), warped)
-    return list(reg["fwdtransforms"]), list(reg["invtransforms"]), warped, brain_path, mask_path
+    ants.image_write(ants.apply_transforms(fixed, head * mask, [t1w2mni]), warped)
+    return Normalisation(t1w2mni, mni2t1w, affine, warped, brain_path, mask_path)

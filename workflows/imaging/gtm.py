@@ -126,7 +126,7 @@ def label_unlabelled_brain(labels: NDArray, brain: NDArray[np.bool_]) -> NDArray
     return out
 
 
-def atlas_on_fine_pet_grid(petref: str, mni2t1w: list[str], pet2t1w: str, out_dir: str,
+def atlas_on_fine_pet_grid(petref: str, mni2t1w: str, pet2t1w: str, out_dir: str,
                            brain_mask: str | None = None) -> str:
     """The atlas labels on a grid finer than the PET grid by :func:`fine_factors` (same origin
     and orientation: PET voxel i is fine voxel k i), in one nearest-neighbour interpolation

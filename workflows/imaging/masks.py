@@ -86,7 +86,7 @@ def late_mean_image(data: np.ndarray, timing: FrameTiming) -> np.ndarray:
 
 
 def masks_in_pet_space(petref: str, pet_hmc: str, metadata: dict, brain_mask: str,
-                       gm_prob: str, mni2t1w: list[str], pet2t1w: str, reference_region: str,
+                       gm_prob: str, mni2t1w: str, pet2t1w: str, reference_region: str,
                        out_dir: str) -> tuple[str, str, str, str]:
     """Returns, on the PET grid: the atlas labels, the brain mask, the GM probability and the
     reference-region mask (``metadata``: :meth:`PETMetadata.as_record`)."""

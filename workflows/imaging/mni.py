@@ -11,7 +11,7 @@ import numpy as np
 from workflows.imaging.resolution import smooth_fwhm
 
 
-def to_mni(pet_map: str, pet2t1w: str, t1w2mni: list[str], voxel_mm: float, fwhm_mm: float,
+def to_mni(pet_map: str, pet2t1w: str, t1w2mni: str, voxel_mm: float, fwhm_mm: float,
            out_dir: str) -> tuple[str, str]:
     """Returns the map in MNI space and its smoothed version."""
     import ants
@@ -35,7 +35,7 @@ def to_mni(pet_map: str, pet2t1w: str, t1w2mni: list[str], voxel_mm: float, fwhm
     return path, sm_path
 
 
-def maps_to_mni(pet_maps: list[str], pet2t1w: str, t1w2mni: list[str], voxel_mm: float,
+def maps_to_mni(pet_maps: list[str], pet2t1w: str, t1w2mni: str, voxel_mm: float,
                 fwhm_mm: float, out_dir: str) -> tuple[list[str], list[str]]:
     """:func:`to_mni` for each map: the MNI maps and their smoothed versions, in order."""
     pairs = [to_mni(m, pet2t1w, t1w2mni, voxel_mm, fwhm_mm, out_dir) for m in pet_maps]

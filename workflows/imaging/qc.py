@@ -169,11 +169,12 @@ def flagged_messages(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def scan_qc(brain_mask: str, t1w_mni: str, t1w2mni: list[str], petref_t1w: str,
+def scan_qc(brain_mask: str, t1w_mni: str, mni_affine: str, petref_t1w: str,
             reference_mask: str, kinpar: str, fit_infos: list[str], motion_tsv: str,
             thresholds: dict[str, list], out_dir: str) -> str:
     """Node function: every metric of :data:`THRESHOLDS` for one scan, as ``qc.tsv`` (metric,
-    value, lower, upper, flagged, description); ``thresholds`` overrides ranges (metric ->
+    value, lower, upper, flagged, description); ``mni_affine``: the normalisation's affine part
+    (:class:`workflows.imaging.anat.Normalisation`); ``thresholds`` overrides ranges (metric ->
     [lower, upper], null for none)."""
     import ants
 
@@ -182,14 +183,13 @@ def scan_qc(brain_mask: str, t1w_mni: str, t1w2mni: list[str], petref_t1w: str,
     out = Path(out_dir)
     # the template on the grid the T1w was normalised on
     template = mni_reference_image(float(nib.load(t1w_mni).header.get_zooms()[0]), out_dir)
-    affine = next(t for t in t1w2mni if str(t).endswith(".mat"))
     tpl = ants.image_read(template)
     prior = ants.apply_transforms(ants.image_read(brain_mask),
                                   tpl.new_image_like((tpl.numpy() > 5).astype("float32")),
-                                  [affine], whichtoinvert=[True])
+                                  [mni_affine], whichtoinvert=[True])
     prior_path = str(out / "template_brain_affine.nii.gz")
     ants.image_write(prior, prior_path)
-    values = {**anatomy_metrics(brain_mask, t1w_mni, affine, template, prior_path),
+    values = {**anatomy_metrics(brain_mask, t1w_mni, mni_affine, template, prior_path),
               "coregistration_offset_mm": coregistration_offset_mm(petref_t1w, brain_mask),
               **kinetic_metrics(reference_mask, kinpar, fit_infos),
               **motion_metrics(motion_tsv)}

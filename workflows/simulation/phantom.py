@@ -101,8 +101,8 @@ class RegisteredWarp:
     """Native -> MNI points through ANTs transforms estimated by petbind's own anatomical
     numerics (used when the phantom is built on a given T1w)."""
 
-    def __init__(self, mni2t1w: list[str]) -> None:
-        self.transforms = list(mni2t1w)
+    def __init__(self, mni2t1w: str) -> None:
+        self.mni2t1w = mni2t1w
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         import ants
@@ -110,8 +110,7 @@ class RegisteredWarp:
         lps = points * np.array([-1.0, -1.0, 1.0])          # ITK points are LPS
         frame = pd.DataFrame(lps, columns=["x", "y", "z"])
         # mapping points native -> MNI uses the transforms that resample MNI images to native
-        out = ants.apply_transforms_to_points(3, frame, self.transforms,
-                                              whichtoinvert=[True, False])
+        out = ants.apply_transforms_to_points(3, frame, [self.mni2t1w])
         return out[["x", "y", "z"]].to_numpy() * np.array([-1.0, -1.0, 1.0])
 
 
@@ -127,8 +126,9 @@ def anatomy_from_t1w(t1w: Path, atlas: Atlas, scratch: Path, seed: int,
 
     work = Path(tempfile.mkdtemp(dir=scratch))
     n4, _, robex_mask = anat.bias_correct_and_extract(str(t1w), str(work), seed=seed)
-    _, mni2t1w, _, _, mask = anat.normalise(n4, robex_mask, str(work))
-    warp = RegisteredWarp(mni2t1w)
+    normalised = anat.normalise(n4, robex_mask, str(work))
+    mask = normalised.brain_mask
+    warp = RegisteredWarp(normalised.mni2t1w)
     t1_img = nib.load(t1w)
     t1 = np.asarray(t1_img.dataobj, dtype=np.float32)
     brain_t1 = np.asarray(nib.load(mask).dataobj) > 0
