@@ -56,7 +56,7 @@ def test_a_run_mixing_petpreps_images_and_its_own_describes_both(tmp_path):
                                                  elsewhere={"02": (image, transforms)}))
     assert "The carfentanil scans were processed as follows" in text
     assert f"The carfentanil scans that {source} preprocessed were processed as follows" in text
-    assert "then SyN" in text and f"by the transforms {source} estimated" in text
+    assert "then SyN" in text and f"through the transforms {source} estimated" in text
 
 
 def test_every_citation_key_has_a_reference_and_a_bibtex_entry():

@@ -39,19 +39,18 @@ def init_anat_wf(*, omp_nthreads: int = 1, seed: int = 0, skull_strip: str = "au
                   "skip": "by taking its non-zero voxels as the brain (it was brain-extracted "
                           "already)"}[skull_strip]
     normalisation = (
-        "an affine registration of the extracted brain, then SyN [@syn] of the whole T1w with "
-        f"the similarity (local cross-correlation, radius 2 voxels, at {REGISTRATION_MM:g} mm or "
-        f"the T1w's voxel size if coarser) measured on the template's brain and "
-        f"{HEAD_METRIC_MARGIN_MM:g} mm around it" if transforms is None else
-        f"by the transforms {transforms['source']} estimated (its T1w <-> "
-        "MNI152NLin2009cAsym composites; petbind's affine registration of the extracted brain "
-        "served the quality control only)")
+        ", all with ANTs: an affine registration of the extracted brain, then SyN [@syn] of the "
+        f"whole T1w with the similarity (local cross-correlation, radius 2 voxels, at "
+        f"{REGISTRATION_MM:g} mm or the T1w's voxel size if coarser) measured on the template's "
+        f"brain and {HEAD_METRIC_MARGIN_MM:g} mm around it" if transforms is None else
+        f" through the transforms {transforms['source']} estimated (its T1w <-> "
+        "MNI152NLin2009cAsym composites, applied with ANTs; petbind's affine registration of "
+        "the extracted brain served the quality control only)")
     workflow.__desc__ = (
         "The T1w image was corrected for intensity non-uniformity with N4 [@n4], "
         f"skull-stripped {extraction}, segmented into grey matter, white matter and CSF with "
         "Atropos [@atropos] (three classes, Otsu-initialised, MRF weight 0.2) and normalised "
-        "to the MNI152NLin2009cAsym template [@mni2009], all with ANTs: "
-        f"{normalisation}. ")
+        f"to the MNI152NLin2009cAsym template [@mni2009]{normalisation}. ")
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=[
         "t1w_preproc", "t1w_brain", "brain_mask", "gm_prob", "wm_prob", "csf_prob", "dseg",
