@@ -76,6 +76,9 @@ def init_scan_wf(scan: Scan, config: Config) -> pe.Workflow:
 def writer_node(writer: str, fields: list[str], record: dict, config: Config,
                 name: str) -> pe.Node:
     node = pe.Node(ScanWriter(writer=writer, fields=fields), name=name)
+    # copying files is no job for a cluster's queue: the scheduling process writes them
+    # (the reports draw figures: they stay jobs)
+    node.run_without_submitting = not writer.endswith("report")
     node.inputs.output_dir = str(config.run.output_dir)
     node.inputs.scan = record
     return node

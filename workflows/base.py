@@ -150,7 +150,8 @@ def _add_qc(workflow: pe.Workflow, thresholds: dict | None, nodes: tuple) -> Non
     voxelwise model, motion)."""
     inputnode, outputnode, hmc, coreg, masks, tacs, voxelwise = nodes
     qc = init_qc_wf(thresholds=thresholds)
-    fit_infos = pe.Node(niu.Merge(len(voxelwise)), name="fit_infos")
+    fit_infos = pe.Node(niu.Merge(len(voxelwise)), name="fit_infos",
+                        run_without_submitting=True)
     for i, model_wf in enumerate(voxelwise, start=1):
         workflow.connect(model_wf, "outputnode.fit_info", fit_infos, f"in{i}")
     workflow.connect([

@@ -357,12 +357,26 @@ def execute(config: Config, scans, workflow) -> int:
     failed_run = None
     if run.verbosity >= 0 and not run.plugin.endswith("Graph"):
         plugin_args["status_callback"] = Progress(n_nodes, config, workflow.name)
+    if run.plugin not in LOCAL_PLUGINS:
+        # nipype's cluster plugins name their jobs after $LOGNAME, which batch jobs,
+        # `apptainer --cleanenv` and containers often lack
+        os.environ.setdefault("LOGNAME", login_name())
     try:
         workflow.run(plugin=run.plugin, plugin_args=plugin_args)
     except Exception as err:  # nipype raises RuntimeError when nodes crashed
         failed_run = err
     crashes = sorted(set(crash_dir.glob("crash-*")) - before)
     return summarise(config, scans, crashes, failed_run, time.time() - start)
+
+
+def login_name() -> str:
+    """The user's name (the password database's, else the user id)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 class Progress:
@@ -440,8 +454,9 @@ def summarise(config: Config, scans, crashes, failed_run, seconds: float) -> int
     for scan, mine in bad:
         where = ", ".join(str(c) for c in mine) or f"see {out_dir / 'logs'}"
         say(config, f"  FAILED  {scan.name} (crash file: {where})", level=-1)
-    if failed_run is not None and not bad:
-        say(config, f"  nipype reported: {failed_run}", level=-1)
+    if failed_run is not None and (not bad or not crashes):
+        # without crash files the scheduler itself failed: its error is the only clue
+        say(config, f"  nipype reported: {type(failed_run).__name__}: {failed_run}", level=-1)
         return EX_FAILURE
     return EX_FAILURE if bad else 0
 
