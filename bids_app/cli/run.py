@@ -232,14 +232,14 @@ def use_preprocessed(config: Config, folders: list, scans: list) -> tuple[list, 
 
     run = config.run
     found, refused = find_tac_scans(folders, run) if folders else ([], [])
-    notes = set()
+    normalisations = {}                          # per T1w: scans may share one
     for scan in scans:
         scan.preprocessed = find_image(folders, run.bids_dir, scan.pet) if folders else None
-        scan.normalisation, note = (find_transforms(folders, run.bids_dir, scan.t1w) if folders
-                                    else (None, None))
-        notes.add(note)
-    for note in sorted(filter(None, notes)):
-        say(config, note)
+        if folders and scan.t1w not in normalisations:
+            normalisations[scan.t1w], note = find_transforms(folders, run.bids_dir, scan.t1w)
+            if note:
+                say(config, note)
+        scan.normalisation = normalisations.get(scan.t1w)
     with_image = {s.name for s in scans if s.preprocessed}
     tac_only = {t.name for t in found} - with_image
     full = []

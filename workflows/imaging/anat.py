@@ -207,8 +207,8 @@ def normalise(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool = True
                             initial_transform=affine, syn_metric="CC",
                             syn_sampling=2, reg_iterations=(40, 20, 3),
                             outprefix=str(out / "t1w_to_mni_"), write_composite_transform=True)
-    return _apply_normalisation(t1w, brain_mask, out_dir, refine_mask, reg["fwdtransforms"],
-                                reg["invtransforms"], affine)
+    return _apply_normalisation(head, fixed, template_brain, t1w, brain_mask, out_dir,
+                                refine_mask, reg["fwdtransforms"], reg["invtransforms"], affine)
 
 
 def normalise_with(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool,
@@ -219,21 +219,21 @@ def normalise_with(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool,
     ants = seeded_ants()
 
     head = ants.image_read(t1w)
-    fixed, _ = _template_and_brain(head, out_dir)
+    fixed, template_brain = _template_and_brain(head, out_dir)
     affine = _initial_affine(fixed, head, ants.image_read(brain_mask), Path(out_dir))
-    return _apply_normalisation(t1w, brain_mask, out_dir, refine_mask, t1w2mni, mni2t1w,
-                                affine)
+    return _apply_normalisation(head, fixed, template_brain, t1w, brain_mask, out_dir,
+                                refine_mask, t1w2mni, mni2t1w, affine)
 
 
-def _apply_normalisation(t1w: str, brain_mask: str, out_dir: str, refine_mask: bool,
-                         t1w2mni: str, mni2t1w: str, affine: str) -> Normalisation:
+def _apply_normalisation(head, fixed, template_brain: np.ndarray, t1w: str, brain_mask: str,
+                         out_dir: str, refine_mask: bool, t1w2mni: str, mni2t1w: str,
+                         affine: str) -> Normalisation:
     """The brain mask (refined: the template's brain mask brought back), the brain and the T1w
-    in MNI space of one normalisation."""
+    in MNI space of one normalisation (``head``: the T1w ``t1w`` read; ``fixed`` and
+    ``template_brain``: :func:`_template_and_brain`'s)."""
     import ants
 
     out = Path(out_dir)
-    head = ants.image_read(t1w)
-    fixed, template_brain = _template_and_brain(head, out_dir)
     mask = ants.image_read(brain_mask)
     if refine_mask:
         prior = fixed.new_image_like(template_brain.astype(np.float32))
