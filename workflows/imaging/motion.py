@@ -4,7 +4,8 @@ The reference is the duration-weighted mean of the frames after ``ref_start_s`` 
 as PETPrep: early frames have few counts and little anatomy), smoothed. Frames starting before
 that are not registered (too few counts to register reliably): they take the transform of the
 first registered frame. Two passes, as SPM realign in Magia: register to the reference, rebuild
-the reference from the realigned frames, register again.
+the reference from the realigned frames, register again (the second pass starts from the first's
+transform, at the finest level only).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from workflows.kinetics.metadata import PETMetadata
 
 FD_RADIUS_MM = 50.0
 REGISTRATION_MM = 4.0   # finest grid of the frame registrations (mm)
+# fraction of the grid's voxels the metric samples: 5 % of a head on a 4 mm grid is some 10^4
+# points, ample for six parameters, and a third of the time of ANTs' default 20 %
+# (docs/validation.md)
+SAMPLING_RATE = 0.05
 
 
 # ITK stores physical points in LPS; nibabel/BIDS in RAS: flip x and y.
@@ -94,14 +99,18 @@ def motion_correct(pet: str, metadata: dict, out_dir: str, ref_start_s: float = 
 
     reference = smooth(weighted_mean(frames, late))
     shrink = registration_shrink_factors(image.spacing[:3])
+    moving = {i: smooth(frames[i]) for i in late}
     transforms: list[str | None] = [None] * timing.n_frames
     for pass_ in range(2):
         for i in late:
-            moving = smooth(frames[i])
-            reg = ants.registration(fixed=reference, moving=moving, type_of_transform="Rigid",
-                                    aff_metric="mattes", aff_shrink_factors=shrink,
-                                    aff_smoothing_sigmas=(1, 0), aff_iterations=(200, 100),
-                                    outprefix=str(out / f"hmc_pass{pass_}_frame{i:03d}_"))
+            levels = (dict(aff_shrink_factors=shrink, aff_smoothing_sigmas=(1, 0),
+                           aff_iterations=(200, 100)) if pass_ == 0 else
+                      dict(aff_shrink_factors=shrink[1:], aff_smoothing_sigmas=(0,),
+                           aff_iterations=(100,), initial_transform=transforms[i]))
+            reg = ants.registration(fixed=reference, moving=moving[i], type_of_transform="Rigid",
+                                    aff_metric="mattes", aff_random_sampling_rate=SAMPLING_RATE,
+                                    outprefix=str(out / f"hmc_pass{pass_}_frame{i:03d}_"),
+                                    **levels)
             transforms[i] = reg["fwdtransforms"][0]
         if pass_ == 0:
             realigned = [ants.apply_transforms(reference, frames[i], [transforms[i]])
