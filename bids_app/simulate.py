@@ -26,13 +26,14 @@ from workflows.kinetics.models import get_model
 from workflows.simulation.anatomy import SubjectWarp
 from workflows.simulation.pet import KineticSettings
 from workflows.simulation.phantom import (Anatomy, Atlas, ScanPhantom, anatomy_from_t1w,
-                                          make_anatomy, mni_output_grid, simulate_scan,
-                                          simulated_estimate, to_output_grid)
+                                          make_anatomy, mni_output_grid, native_map_to_mni,
+                                          simulate_scan, simulated_estimate, to_output_grid)
 from workflows.simulation.receptors import (PATTERNS, bpnd_map, subject_regional_bpnd,
                                            with_session_variation)
 
 BIDS_VERSION = "1.10.0"
 SM_FWHM_MM = 8.0
+PV_MATCHED = "pvmatched"   # desc- of the truth a perfect pipeline without PVC would estimate
 DEFAULT_MODEL = "srtm-bfm"      # the participant level's default voxelwise model
 TEMPLATE_SPACE = names.TEMPLATE_SPACE
 
@@ -283,7 +284,8 @@ def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, scan: names.S
                             KineticSettings(target_model=cfg.target_model,
                                             k4_per_min=cfg.k4_per_min),
                             reference, lookup_tracer(tracer).radionuclide, cfg.motion_mm,
-                            cfg.psf_fwhm_mm, cfg.noise, rng, motion_corrected=cfg.petprep_layout)
+                            cfg.psf_fwhm_mm, cfg.noise, rng, motion_corrected=cfg.petprep_layout,
+                            theta3_range_per_min=lookup_tracer(tracer).k2a_range_per_min())
     affine = anatomy.pet_grid.affine
     sidecar = pet_sidecar(tracer, timing, 400.0 * phantom.dose, cfg.psf_fwhm_mm)
     write_nifti(names.scan_file(root, scan, "pet", ".nii.gz"), phantom.pet, affine)
@@ -295,6 +297,13 @@ def write_pet(cfg: SimulationConfig, root: Path, truth_root: Path, scan: names.S
         return names.scan_file(truth_root, scan, suffix, extension, **entities)
 
     write_nifti(truth("mimap", meas="BPND"), phantom.bpnd, affine)
+    # the PV-matched truth: what a perfect pipeline without PVC would estimate
+    out_grid = mni_output_grid()
+    write_nifti(truth("mimap", desc=PV_MATCHED, meas="BPND"), phantom.bpnd_pv, affine)
+    write_nifti(truth("mimap", space=TEMPLATE_SPACE, desc=PV_MATCHED, meas="BPND"),
+                native_map_to_mni(phantom.bpnd_pv, anatomy.pet_grid, anatomy.warp, out_grid,
+                                  to_output_grid(atlas.labels, atlas, out_grid, order=0) > 0),
+                out_grid.affine)
     write_nifti(truth("mask", label=reference, desc="reference"),
                 phantom.reference_mask.astype(np.uint8), affine, dtype=np.uint8)
     write_nifti(truth("dseg", seg=names.ATLAS_SEG), anatomy.labels_pet.astype(np.int16),

@@ -122,6 +122,43 @@ def test_truth_files_exist_and_reference_region_is_zero(default_small):
     assert mni.shape == (97, 115, 97)
 
 
+def test_pv_matched_truth_loses_most_in_small_hot_regions(default_small):
+    # The PV-matched truth is BPND of the noise-free, motion-free scan at the scanner's PSF
+    # (2.5 mm here): partial volume lowers every hot seed ROI, the small ones most (the ventral
+    # striatum, about 1 mL, against the thalamus, about 20 mL).
+    from workflows.imaging.atlas import SEED_ROIS, region_labels
+    truth = default_small / "derivatives" / "truth" / "sub-01" / "pet"
+    stem = "sub-01_trc-carfentanil"
+    true = nib.load(truth / f"{stem}_meas-BPND_mimap.nii.gz").get_fdata()
+    pv = nib.load(truth / f"{stem}_desc-pvmatched_meas-BPND_mimap.nii.gz").get_fdata()
+    labels = np.asarray(nib.load(truth / f"{stem}_seg-neuromorphometrics_dseg.nii.gz").dataobj)
+    loss = {}
+    for roi in SEED_ROIS:
+        inside = np.isin(labels, region_labels(roi))
+        loss[roi] = 1 - pv[inside].mean() / true[inside].mean()
+    assert all(v > 0.03 for v in loss.values()), loss
+    assert loss["ventralstriatum"] > 0.15 and loss["ventralstriatum"] > loss["thalamus"] + 0.05
+    mni = nib.load(truth / f"{stem}_space-MNI152NLin2009cAsym_desc-pvmatched_meas-BPND_mimap"
+                   ".nii.gz").get_fdata()
+    true_mni = nib.load(truth / f"{stem}_space-MNI152NLin2009cAsym_meas-BPND_mimap.nii.gz"
+                        ).get_fdata()
+    brain = true_mni > 0
+    assert mni.shape == true_mni.shape and np.corrcoef(mni[brain], true_mni[brain])[0, 1] > 0.85
+
+
+def test_the_inverse_of_a_subject_warp_maps_mni_points_back():
+    # the PV-matched truth reaches MNI through the inverse of the phantom's warp: the points it
+    # finds must map forward onto the MNI points asked for
+    from workflows.simulation.anatomy import native_grid_around, random_warp
+    from workflows.simulation.phantom import Atlas, native_points
+    atlas = Atlas()
+    warp = random_warp(np.random.default_rng(3), atlas.box)
+    grid = native_grid_around(warp, atlas.box, 3.0, margin_mm=16.0)
+    native = grid.world_coordinates()[::50]
+    found = native_points(warp, warp(native), grid)
+    assert np.abs(found - native).max() < 1e-3
+
+
 def test_effect_lowers_only_the_named_region_in_later_groups(tmp_path):
     out = simulate(tmp_path / "ds", "--groups", "secure=16,avoidant=14,ambivalent=9",
                    "--effect", "hippocampus=0.3", "--derivatives-only", "--seed", "2", "-q")
@@ -196,6 +233,10 @@ def test_simulated_pet_gives_back_its_truth_through_petbind_fit(tmp_path):
     rel = np.abs(est[sel] / tru[sel] - 1)
     assert np.median(rel) < 0.005 and np.percentile(rel, 90) < 0.01
     assert np.corrcoef(est[sel], tru[sel])[0, 1] > 0.95
+    # without a PSF there is no partial volume to match: the PV-matched truth is the truth
+    pv = nib.load(truth / f"{stem}_desc-pvmatched_meas-BPND_mimap.nii.gz").get_fdata()
+    rel = np.abs(pv[sel] / tru[sel] - 1)
+    assert np.median(rel) < 0.005 and np.percentile(rel, 90) < 0.01
 
 
 def test_regional_truth_is_what_the_phantom_regions_hold(tmp_path):

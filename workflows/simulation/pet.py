@@ -115,10 +115,12 @@ def scan_pet(activity: NDArray[np.float32], fine: Grid, pet: Grid, timing: Frame
 
 def scan_pet_poses(activity: NDArray[np.float32], fine: Grid, pet: Grid, timing: FrameTiming,
                    motions: list[NDArray[np.float64]], psf_fwhm_mm: float, noise_level: float,
-                   radionuclide: str, rng: np.random.Generator) -> list[NDArray[np.float32]]:
+                   radionuclide: str, rng: np.random.Generator,
+                   noisy: list[bool] | None = None) -> list[NDArray[np.float32]]:
     """:func:`scan_pet` of the same activity under each of ``motions`` (e.g. the head's and
     none, for an image and its perfectly motion-corrected version): the blur is computed once
-    per frame; each image gets its own noise, drawn in the order of ``motions``."""
+    per frame; each image gets its own noise, drawn in the order of ``motions``, except those
+    that ``noisy`` marks False (noise-free)."""
     fine_vox = float(abs(fine.affine[0, 0]))
     sigma = fine_grid_blur_sd_mm(psf_fwhm_mm, fine_vox) / fine_vox
     centre = pose_centre(fine)
@@ -136,7 +138,9 @@ def scan_pet_poses(activity: NDArray[np.float32], fine: Grid, pet: Grid, timing:
                                                   cval=0.0).reshape(pet.shape)
     if noise_level > 0:
         dcf = decay_factors(timing, radionuclide)
-        for out in images:
+        for out, with_noise in zip(images, noisy or [True] * len(images)):
+            if not with_noise:
+                continue
             brain = out[..., -1] > 0.05 * out[..., -1].max()
             mean_last = float(out[..., -1][brain].mean())
             scale = noise_level * mean_last / np.sqrt(mean_last * dcf[-1] /

@@ -49,6 +49,35 @@ def to_output_grid(values: np.ndarray, atlas: Atlas, grid: Grid, order: int = 1)
                         ).reshape(grid.shape)
 
 
+def native_points(warp, mni_points: NDArray[np.float64], native: Grid, iterations: int = 30
+                  ) -> NDArray[np.float64]:
+    """The native points (mm) that ``warp`` (native -> MNI) maps to ``mni_points``: from the
+    warp's least-squares affine fit on ``native``'s grid, x <- x + A^-1 (y - warp(x)) until
+    the warp's smooth displacement is undone (sub-micron after a few steps)."""
+    sample = native.world_coordinates()[::97]
+    design = np.c_[sample, np.ones(len(sample))]
+    fit = np.linalg.lstsq(design, warp(sample), rcond=None)[0]       # (4, 3): y = [x 1] fit
+    inverse = np.linalg.inv(fit[:3].T)
+    x = (mni_points - fit[3]) @ inverse.T
+    for _ in range(iterations):
+        step = (mni_points - warp(x)) @ inverse.T
+        x += step
+        if np.abs(step).max() < 1e-4:
+            break
+    return x
+
+
+def native_map_to_mni(values: NDArray[np.float64], native: Grid, warp, grid: Grid,
+                      support: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """A native map on ``grid`` (MNI) by linear interpolation through the inverse of ``warp``,
+    within ``support`` (0 elsewhere)."""
+    out = np.zeros(grid.shape)
+    points = grid.world_coordinates()[support.ravel()]
+    out[support] = sample_image((values, native.affine), native_points(warp, points, native),
+                                order=1)
+    return out
+
+
 def fine_pet_grid(pet: Grid) -> Grid:
     """The grid :func:`workflows.imaging.resolution.fine_factors` times finer than ``pet`` per
     axis, with fine voxel k i at the centre of PET voxel i."""
@@ -175,17 +204,20 @@ class ScanPhantom:
     motion: NDArray[np.float64]          # (frames, 6) head poses
     pose_centre_mm: NDArray[np.float64]
     pet_corrected: NDArray[np.float32] | None = None   # the same scan without head motion
+    bpnd_pv: NDArray[np.float64] | None = None  # the PV-matched truth (:func:`pv_matched_bpnd`)
 
 
 def simulate_scan(anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray, timing: FrameTiming,
                   kinetics: KineticSettings, reference_region: str, radionuclide: str,
                   motion_mm: float, psf_fwhm_mm: float, noise: float,
-                  rng: np.random.Generator, motion_corrected: bool = False) -> ScanPhantom:
+                  rng: np.random.Generator, motion_corrected: bool = False,
+                  theta3_range_per_min: tuple[float, float] | None = None) -> ScanPhantom:
     """Dynamic PET from the receptor truth ``bp_atlas`` (on the atlas grid): kinetics per voxel
     from a plasma input scaled by a random dose, the brain's unlabelled rim at
     :data:`RIM_ACTIVITY_FRACTION` of cortex, head motion, the scanner's PSF and noise; with
     ``motion_corrected`` also the scan as perfect motion correction would give it (the head
-    still, its own noise), as a preprocessing tool's output."""
+    still, its own noise), as a preprocessing tool's output; with ``theta3_range_per_min``
+    (decay-corrected, 1/min) the PV-matched truth (:func:`pv_matched_bpnd`)."""
     dose = float(rng.uniform(0.8, 1.2))
     plasma = FengInput(a1=FengInput.a1 * dose, a2=FengInput.a2 * dose, a3=FengInput.a3 * dose)
     fine_points = anatomy.warp(anatomy.fine.world_coordinates())
@@ -201,9 +233,15 @@ def simulate_scan(anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray, timing: 
     activity[anatomy.rim_fine.reshape(-1)] = RIM_ACTIVITY_FRACTION * rim_tac
     activity = activity.reshape((*anatomy.fine.shape, timing.n_frames))
     motion = random_motion(timing.n_frames, motion_mm, rng)
-    motions = [motion] + ([np.zeros_like(motion)] if motion_corrected else [])
-    pet, *corrected = scan_pet_poses(activity, anatomy.fine, anatomy.pet_grid, timing, motions,
-                                     psf_fwhm_mm, noise, radionuclide, rng)
+    still = np.zeros_like(motion)
+    motions = [motion] + ([still] if motion_corrected else [])
+    # the noise-free, motion-free scan comes last and draws no noise: the noisy images are
+    # the same with or without it
+    clean = theta3_range_per_min is not None
+    pet, *corrected = scan_pet_poses(activity, anatomy.fine, anatomy.pet_grid, timing,
+                                     motions + [still] * clean, psf_fwhm_mm, noise,
+                                     radionuclide, rng,
+                                     noisy=[True] * len(motions) + [False] * clean)
     pet_points = anatomy.warp(anatomy.pet_grid.world_coordinates())
     bp_native = sample_image((bp_atlas, atlas.affine), pet_points, order=0).reshape(
         anatomy.pet_grid.shape)
@@ -213,9 +251,32 @@ def simulate_scan(anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray, timing: 
     fine = fine_pet_grid(anatomy.pet_grid)
     labels_fine = sample_image((atlas.labels, atlas.affine),
                                anatomy.warp(fine.world_coordinates()), order=0)
+    bpnd_pv = (pv_matched_bpnd(corrected.pop(), reference, anatomy.labels_pet > 0, timing,
+                               theta3_range_per_min) if clean else None)
     return ScanPhantom(timing, dose, pet, bp_native, reference,
                        labels_fine.reshape(fine.shape).astype(np.int16), fine, motion,
-                       pose_centre(anatomy.fine), corrected[0] if corrected else None)
+                       pose_centre(anatomy.fine), corrected[0] if corrected else None, bpnd_pv)
+
+
+def pv_matched_bpnd(clean: NDArray[np.float32], reference: NDArray[np.bool_],
+                    brain: NDArray[np.bool_], timing: FrameTiming,
+                    theta3_range_per_min: tuple[float, float], n_bases: int = 300
+                    ) -> NDArray[np.float64]:
+    """BPND as a perfect pipeline without partial-volume correction finds it: SRTM by basis
+    functions fitted to each ``brain`` voxel of the noise-free, motion-free scan at the
+    scanner's resolution (``clean``: x, y, z, frames, decay-corrected), the reference TAC the
+    mean over the true ``reference`` mask, uniform weights. What remains between it and the
+    receptor truth is partial volume alone; between it and an estimate, the pipeline's own
+    errors (registration, reference region, noise)."""
+    from workflows.kinetics.models.srtm_bfm import fit_srtm_bfm, make_basis_set
+
+    flat = clean.reshape(-1, timing.n_frames)
+    reference_tac = flat[reference.ravel()].astype(np.float64).mean(axis=0)
+    basis = make_basis_set(timing, reference_tac, np.ones(timing.n_frames),
+                           theta3_range_per_min, n_bases)
+    out = np.zeros(brain.shape)
+    out[brain] = fit_srtm_bfm(flat[brain.ravel()], basis).values["BPND"]
+    return out
 
 
 def simulated_estimate(bp_mni: np.ndarray, grid: Grid, noise: float, smoothing_fwhm_mm: float,
