@@ -139,6 +139,27 @@ REFERENCES: dict[str, tuple[str, str, str]] = {
             "title={Correction for partial volume effects in PET: principle and validation}, "
             "author={Rousset, Olivier G and Ma, Yilong and Evans, Alan C}, journal={Journal of "
             "Nuclear Medicine}, volume={39}, number={5}, pages={904--911}, year={1998}"),
+    "rbv": ("Thomas et al., 2011",
+            "Thomas BA, Erlandsson K, Modat M, Thurfjell L, Vandenberghe R, Ourselin S, Hutton "
+            "BF. The importance of appropriate partial volume correction for PET quantification "
+            "in Alzheimer's disease. Eur J Nucl Med Mol Imaging 2011;38(6):1104-1119. "
+            "doi:10.1007/s00259-011-1745-9",
+            "title={The importance of appropriate partial volume correction for PET "
+            "quantification in Alzheimer's disease}, author={Thomas, Benjamin A and Erlandsson, "
+            "Kjell and Modat, Marc and Thurfjell, Lennart and Vandenberghe, Rik and Ourselin, "
+            "Sebastien and Hutton, Brian F}, journal={European Journal of Nuclear Medicine and "
+            "Molecular Imaging}, volume={38}, number={6}, pages={1104--1119}, year={2011}"),
+    "mg": ("Mueller-Gaertner et al., 1992",
+           "Mueller-Gaertner HW, Links JM, Prince JL, Bryan RN, McVeigh E, Leal JP, Davatzikos "
+           "C, Frost JJ. Measurement of radiotracer concentration in brain gray matter using "
+           "positron emission tomography: MRI-based correction for partial volume effects. "
+           "J Cereb Blood Flow Metab 1992;12(4):571-583. doi:10.1038/jcbfm.1992.81",
+           "title={Measurement of radiotracer concentration in brain gray matter using positron "
+           "emission tomography: MRI-based correction for partial volume effects}, "
+           "author={Mueller-Gaertner, Hans W and Links, Jonathan M and Prince, Jerry L "
+           "and Bryan, R Nick and McVeigh, Elliot and Leal, Jeffrey P and Davatzikos, Christos "
+           "and Frost, J James}, journal={Journal of Cerebral Blood Flow and Metabolism}, "
+           "volume={12}, number={4}, pages={571--583}, year={1992}"),
     "freedmanlane": ("Freedman and Lane, 1983",
                      "Freedman D, Lane D. A nonstochastic interpretation of reported "
                      "significance levels. J Bus Econ Stat 1983;1(4):292-298. "

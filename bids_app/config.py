@@ -24,6 +24,8 @@ from workflows.kinetics.frames import TimingError, normalise_radionuclide
 from workflows.kinetics.models import MODELS, voxelwise_models
 
 SKULL_STRIP_MODES = ("auto", "force", "skip")
+PVC_METHODS = ("gtm", "rbv", "mg")   # --pvc-method: regional only, or voxelwise too
+ROI_SOURCES = ("maps", "regional")   # group --roi-source: ROI means of the maps, or regional fits
 
 
 @dataclass
@@ -53,6 +55,7 @@ class ParticipantConfig:
     models: list[str] = field(default_factory=lambda: ["srtm-bfm"])
     smoothing_fwhm_mm: float = 8.0
     pvc_psf_fwhm_mm: float | None = None   # GTM partial-volume correction of regional TACs
+    pvc_method: str = "gtm"                # and with "rbv" or "mg" of the frames, voxelwise
     mni_voxel_mm: float = 2.0
     n_bases: int = 300
     seed: int = 0
@@ -72,6 +75,12 @@ class ParticipantConfig:
         if self.pvc_psf_fwhm_mm is not None and not 0 < self.pvc_psf_fwhm_mm <= 20:
             raise PetbindError(f"--pvc-psf-fwhm {self.pvc_psf_fwhm_mm:g}: give the scanner's "
                                "resolution in mm (0 < FWHM <= 20)", EX_USAGE)
+        if self.pvc_method not in PVC_METHODS:
+            raise PetbindError(f"--pvc-method {self.pvc_method!r}: one of "
+                               f"{', '.join(PVC_METHODS)}", EX_USAGE)
+        if self.pvc_method != "gtm" and self.pvc_psf_fwhm_mm is None:
+            raise PetbindError(f"--pvc-method {self.pvc_method}: give the scanner's resolution "
+                               "with --pvc-psf-fwhm MM as well", EX_USAGE)
         if not 2 <= self.n_bases <= 5000:
             raise PetbindError(f"n_bases {self.n_bases}: give 2 to 5000 basis functions",
                                EX_USAGE)
@@ -109,6 +118,7 @@ class ParticipantConfig:
         return {"SoftwareVersion": __version__, "Models": self.models,
                 "SmoothingFWHMmm": self.smoothing_fwhm_mm,
                 "PartialVolumePSFFWHMmm": self.pvc_psf_fwhm_mm,
+                "PartialVolumeMethod": self.pvc_method if self.pvc_psf_fwhm_mm else None,
                 "MNIVoxelSizeMm": self.mni_voxel_mm, "NumberOfBases": self.n_bases,
                 "Seed": self.seed, "SkullStripT1w": self.skull_strip_t1w,
                 "TracerOverrides": self.tracer_overrides,
@@ -147,6 +157,8 @@ class GroupConfig:
     exposure_column: str | None = None       # occupancy: sessions.tsv column of the dose
     fit_omax: bool = False
     min_baseline_bpnd: float = 0.3           # occupancy: regions and voxels below are left out
+    pvc: str | None = None                   # the maps corrected voxel by voxel: rbv, mg or any
+    roi_source: str = "maps"                 # ROI BPND: means of the maps, or regional fits
 
     def __post_init__(self) -> None:
         if not 0 < self.cluster_threshold < 1:
@@ -162,6 +174,14 @@ class GroupConfig:
             raise PetbindError(f"--session-label {self.session!r}: a ses- label has letters and "
                                "digits only", EX_USAGE)
         self._check_analysis()
+        if self.pvc not in (None, "any", *PVC_METHODS[1:]):
+            raise PetbindError(f"--pvc {self.pvc!r}: one of {', '.join(PVC_METHODS[1:])} (or "
+                               "--pvc alone: the corrected maps there are)", EX_USAGE)
+        if self.roi_source not in ROI_SOURCES:
+            raise PetbindError(f"--roi-source {self.roi_source!r}: one of "
+                               f"{', '.join(ROI_SOURCES)}", EX_USAGE)
+        if self.pvc and self.analysis != "groups":
+            raise PetbindError("--pvc is an option of --analysis groups", EX_USAGE)
         if self.model not in voxelwise_models():
             raise PetbindError(f"--model {self.model}: the group level analyses the maps of "
                                f"one voxelwise model: {', '.join(voxelwise_models())}", EX_USAGE)
@@ -218,6 +238,7 @@ class GroupConfig:
                 "ClusterFormingThresholdP": self.cluster_threshold, "FDRq": self.fdr_q,
                 "NumberOfPermutations": self.n_permutations, "Seed": self.seed,
                 "ExcludeQCFlagged": self.exclude_flagged, "Analysis": self.analysis,
+                "PartialVolumeCorrection": self.pvc, "ROISource": self.roi_source,
                 **({"BaselineSession": self.baseline_session,
                     "BlockedSession": self.blocked_session,
                     "ExposureColumn": self.exposure_column, "FitOmax": self.fit_omax,

@@ -14,6 +14,7 @@ from bids_app import __version__
 from bids_app import names
 from bids_app.bids_io import copy_atomic, write_json, write_text
 from workflows.imaging.gtm import REFERENCE_GROWTH_MM
+from workflows.imaging.voxel_pvc import MG_MIN_GM_FRACTION
 from workflows.imaging.tacs import KINPAR_COLUMNS
 from workflows.imaging.voxelwise import map_work_name, se_map_description, se_measure
 from workflows.kinetics.model import PARAMETERS, ModelSettings, se_columns
@@ -39,6 +40,14 @@ QC_SIDECAR = {
     "flagged": {"Description": "true where the value is out of range"},
     "description": {"Description": "what the metric measures"}}
 REGIONAL_MODEL = "srtm"          # the model of the regional tables (_kinpar.tsv)
+# the sidecars' PartialVolumeCorrection of maps fitted to frames corrected voxel by voxel
+VOXELWISE_PVC = {
+    "rbv": "RBV, region-based voxelwise correction (Thomas et al. 2011) of each frame on its "
+           "GTM values, then the model fitted to the corrected frames",
+    "mg": f"Mueller-Gaertner (1992) correction of each frame's grey matter (voxels whose "
+          f"blurred grey-matter fraction is at least {MG_MIN_GM_FRACTION:g}; other voxels "
+          "uncorrected), white matter, CSF and background uniform at their GTM values; then "
+          "the model fitted to the corrected frames"}
 
 
 def dataset_description(bids_dir: Path) -> dict:
@@ -117,29 +126,33 @@ def write_scan_derivatives(output_dir: str, scan: dict, products: dict) -> list[
 
 
 def write_model_maps(out: _Writer, entities: names.ScanEntities, scan: dict, model: str,
-                     products: dict) -> None:
-    """One model's maps: PET space, MNI space, MNI space smoothed."""
+                     products: dict, pvc: str | None = None) -> None:
+    """One model's maps: PET space, MNI space, MNI space smoothed; with ``pvc`` (a pvc-
+    label) its maps of the frames corrected voxel by voxel."""
     kinetic = get_model(model)
-    key = model.replace("-", "_")
+    key = ("pvc_" if pvc else "") + model.replace("-", "_")
     fit_info = json.loads(Path(products[f"{key}_fit_info"]).read_text())
     fwhm = scan["smoothing_fwhm_mm"]
     for i, meas in enumerate(kinetic.maps):
         units, description = PARAMETERS[meas]
         side = {**fit_info, "Model": kinetic.label, "ReferenceRegion": scan["reference_region"],
                 "Units": units, "Description": description}
-        out.put(products[f"{key}_maps"][i], names.map_name(entities, kinetic.label, meas), side)
+        out.put(products[f"{key}_maps"][i], names.map_name(entities, kinetic.label, meas,
+                                                           pvc=pvc), side)
         out.put(products[f"{key}_mni"][i],
-                names.map_name(entities, kinetic.label, meas, space=names.TEMPLATE_SPACE), side)
+                names.map_name(entities, kinetic.label, meas, space=names.TEMPLATE_SPACE,
+                               pvc=pvc), side)
         out.put(products[f"{key}_mni_smoothed"][i],
                 names.map_name(entities, kinetic.label, meas, space=names.TEMPLATE_SPACE,
-                               desc=names.smoothing_desc(fwhm)),
+                               desc=names.smoothing_desc(fwhm), pvc=pvc),
                 {**side, "SmoothingFWHMmm": fwhm})
     # standard errors in PET space only: warping and smoothing would not carry them
     se_maps = {Path(path).name: path for path in products.get(f"{key}_se_maps") or []}
     for meas in kinetic.maps:
         work = map_work_name(kinetic.label, se_measure(meas))
         if work in se_maps:
-            out.put(se_maps[work], names.map_name(entities, kinetic.label, se_measure(meas)),
+            out.put(se_maps[work], names.map_name(entities, kinetic.label, se_measure(meas),
+                                                  pvc=pvc),
                     {**fit_info, "Model": kinetic.label,
                      "ReferenceRegion": scan["reference_region"], **se_map_description(meas)})
 
@@ -191,6 +204,13 @@ def write_pvc_derivatives(output_dir: str, scan: dict, products: dict) -> list[s
             names.kinpar_name(entities, get_model(REGIONAL_MODEL).label, pvc="GTM",
                               seg=scan.get("regional_seg")),
             kinpar_sidecar(scan["reference_region"]))
+    method = scan.get("pvc_method", "gtm")
+    if method != "gtm":
+        maps = _Writer(out.folder, {**scan["provenance"], **pvc,
+                                    "PartialVolumeCorrection": VOXELWISE_PVC[method]})
+        for model in scan["models"]:
+            write_model_maps(maps, entities, scan, model, products, pvc=method.upper())
+        out.written += maps.written
     return [p for p in out.written if not p.endswith(".json")]
 
 

@@ -144,12 +144,13 @@ def session_of(path: Path) -> str | None:
 
 
 def find_maps(output_dir: Path, tracer: str, model_label: str, desc: str | None,
-              session: str | None) -> dict[str, Path]:
-    """Each participant's BPND map in MNI space of this session (the first run's)."""
+              session: str | None, pvc: str | None = None) -> dict[str, Path]:
+    """Each participant's BPND map in MNI space of this session (the first run's); ``pvc``:
+    the maps with that pvc- label."""
     out = {}
     for path in names.find(output_dir, "mimap", ".nii.gz", trc=tracer,
                            space=names.TEMPLATE_SPACE, desc=desc, model=model_label,
-                           meas="BPND", pvc=None):
+                           meas="BPND", pvc=pvc):
         if session_of(path) == session:
             out.setdefault(path.name.split("_")[0], path)
     return out
@@ -478,14 +479,40 @@ def check_group_sizes(config: Config, study: Study, frame: pd.DataFrame, what: s
     return counts
 
 
+def corrected_label(out_dir: Path, tracer: str, model_label: str, session: str | None,
+                    wanted: str | None) -> str | None:
+    """The pvc- label of the maps --pvc asks for (``wanted``: "rbv", "mg", "any" or None),
+    checked against the maps there are."""
+    if wanted is None:
+        return None
+    found = sorted({names.parse(p.name)[0]["pvc"] for p in names.find(
+        out_dir, "mimap", ".nii.gz", trc=tracer, space=names.TEMPLATE_SPACE, desc=None,
+        model=model_label, meas="BPND", pvc="*") if session_of(p) == session} - {"GTM"})
+    if wanted != "any":
+        if wanted.upper() not in found:
+            raise PetbindError(f"--pvc {wanted}: {out_dir} has no trc-{tracer} "
+                               f"pvc-{wanted.upper()} {model_label} BPND maps; run the "
+                               f"participant level with --pvc-method {wanted} "
+                               "--pvc-psf-fwhm MM", EX_NOINPUT)
+        return wanted.upper()
+    if len(found) != 1:
+        raise PetbindError(f"--pvc: {out_dir} has trc-{tracer} {model_label} maps corrected "
+                           f"by {', '.join(found) or 'no method'}; " +
+                           ("choose one with --pvc rbv or --pvc mg" if found else
+                            "run the participant level with --pvc-method rbv --pvc-psf-fwhm "
+                            "MM"), EX_NOINPUT if not found else EX_USAGE)
+    return found[0]
+
+
 def run_tracer(config: Config, study: Study, tracer: str, session: str | None,
                group_dir: Path) -> None:
     """One tracer in one session: maps, voxelwise analyses, ROI tables, settings and
     report."""
     settings, out_dir = config.group, config.run.output_dir
+    pvc = corrected_label(out_dir, tracer, settings.model_label, session, settings.pvc)
     smoothed = find_maps(out_dir, tracer, settings.model_label, settings.smoothing_desc,
-                         session)
-    unsmoothed = find_maps(out_dir, tracer, settings.model_label, None, session)
+                         session, pvc)
+    unsmoothed = find_maps(out_dir, tracer, settings.model_label, None, session, pvc)
     if not unsmoothed:
         return run_tracer_regional(config, study, tracer, session, group_dir)
     maps, unusable = load_maps(study, smoothed, unsmoothed)
@@ -505,10 +532,14 @@ def run_tracer(config: Config, study: Study, tracer: str, session: str | None,
                                              meas="BPND"),
                 maps_raw.mean(axis=0), study.grid.affine)
     used, skipped = voxelwise(config, study, tracer, frame, maps_sm, group_dir)
-    roi_tables(study, tracer, frame, maps_raw, group_dir)
+    if settings.roi_source == "regional":
+        left = regional_roi_tables(config, study, tracer, session, frame, left, group_dir)
+    else:
+        roi_tables(study, tracer, frame, maps_raw, group_dir)
     write_tsv(group_dir / names.group_name(tracer, "participants", ".tsv", desc="leftout"), left)
     write_json(group_dir / names.group_name(tracer, "", ".json", desc="settings"), {
         **study.record(session), **settings.record(), "PermutationsUsed": used,
+        "MapsPartialVolumeCorrection": pvc, "ROISourceFiles": roi_source_files(settings),
         "SkippedContrasts": skipped,
         "Inference": "cluster-level FDR (Benjamini-Hochberg over nonparametric uncorrected "
         "cluster p-values from Freedman-Lane permutations), as SPM's topological FDR but with "
@@ -519,14 +550,47 @@ def run_tracer(config: Config, study: Study, tracer: str, session: str | None,
     say(config, f"trc-{tracer}: report {report}")
 
 
-def regional_bpnd(out_dir: Path, tracer: str, model_label: str, session: str | None
-                  ) -> tuple[dict[str, pd.Series], dict[str, str]]:
-    """Each participant's regional BPND of this session (first run) from the regional fits,
-    and why some cannot be used."""
-    from bids_app.paired import regional_fit_files
+def roi_source_files(settings) -> str:
+    """What the ROI analysis read, for the settings file."""
+    if settings.roi_source == "maps":
+        return "the mean of each unsmoothed MNI map over each ROI"
+    return ("regional fits, GTM-corrected (_pvc-GTM_model-SRTM_kinpar.tsv)" if settings.pvc
+            else "regional fits (_model-SRTM_kinpar.tsv)")
 
+
+def regional_roi_tables(config: Config, study: Study, tracer: str, session: str | None,
+                        frame: pd.DataFrame, left: pd.DataFrame, group_dir: Path
+                        ) -> pd.DataFrame:
+    """--roi-source regional: Table 2 and Tukey on the participant level's regional SRTM fits
+    (GTM-corrected with --pvc) of the participants the maps' analyses use; returns the left-out
+    list with those whose fits are missing."""
+    settings = config.group
+    values, unusable = regional_bpnd(config.run.output_dir, tracer, "SRTM", session,
+                                     pvc="GTM" if settings.pvc else None)
+    missing = [s for s in frame["participant_id"] if s not in values]
+    if missing:
+        what = "GTM-corrected regional fits" if settings.pvc else "regional fits"
+        left = pd.concat([left, pd.DataFrame({
+            "participant_id": missing, "reason": [unusable.get(s, f"no {what}")
+                                                  for s in missing]})], ignore_index=True)
+        frame = frame[~frame["participant_id"].isin(missing)]
+    check_group_sizes(config, study, frame, "regional fits")
+    table = pd.DataFrame([values[s] for s in frame["participant_id"]]).reset_index(drop=True)
+    # the ROI atlas's regions the fits have, else every region fitted in everyone
+    fitted = [r for r in table.columns if table[r].notna().all()]
+    regions = [r for r in study.regions if r in fitted] or fitted
+    roi_frame = pd.concat([frame[["participant_id", study.group] + study.covariates]
+                           .reset_index(drop=True), table[regions]], axis=1)
+    write_roi_statistics(study, tracer, roi_frame, regions, group_dir)
+    return left
+
+
+def regional_bpnd(out_dir: Path, tracer: str, model_label: str, session: str | None,
+                  pvc: str | None = None) -> tuple[dict[str, pd.Series], dict[str, str]]:
+    """Each participant's regional BPND of this session (first run) from the regional fits
+    (``pvc``: those with that pvc- label), and why some cannot be used."""
     values, unusable = {}, {}
-    for path in regional_fit_files(out_dir, model_label, tracer):
+    for path in names.find(out_dir, "kinpar", ".tsv", trc=tracer, model=model_label, pvc=pvc):
         sub = path.name.split("_")[0]
         if sub in values or sub in unusable or session_of(path) != session:
             continue
@@ -746,6 +810,14 @@ def group_methods(settings: GroupConfig, study: Study, regional_only: bool = Fal
               if settings.roi_atlas == "neuromorphometrics" else
               "every label of the atlas given (--roi-atlas)")
            + ". ")
+    if settings.pvc:
+        voxel = ("The maps were those fitted to frames corrected for partial volume voxel by "
+                 "voxel at the participant level (the pvc- label in the settings file). "
+                 + voxel)
+    if settings.roi_source == "regional":
+        roi = ("Regional BPND came from the participant level's regional SRTM fits"
+               + (", corrected for partial volume by the geometric transfer matrix [@gtm]"
+                  if settings.pvc else "") + ", in the regions of interest they hold. ")
     if regional_only:
         voxel = (f"No {settings.model_label} BPND maps were available (regional fits only), "
                  "so no voxelwise analysis was done. ")

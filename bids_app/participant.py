@@ -12,7 +12,7 @@ from bids_app.config import Config
 from bids_app.interfaces import ScanWriter
 from bids_app.names import ATLAS_SEG
 from workflows.anat import init_anat_wf
-from workflows.base import ANAT_INPUTS, PVC_OUTPUTS, SCAN_OUTPUTS, init_pet_wf, model_outputs
+from workflows.base import ANAT_INPUTS, SCAN_OUTPUTS, init_pet_wf, model_outputs, pvc_outputs
 
 ANAT_OUTPUTS = ("t1w_preproc", "brain_mask", "dseg", "gm_prob", "t1w_mni")
 REPORT_INPUTS = ("motion_tsv", "petref", "petref_t1w", "reference_mask", "atlas_pet", "tacs",
@@ -45,6 +45,7 @@ def scan_record(scan: Scan, config: Config) -> dict:
             "models": config.participant.models,
             "smoothing_fwhm_mm": config.participant.smoothing_fwhm_mm,
             "pvc_psf_fwhm_mm": config.participant.pvc_psf_fwhm_mm,
+            "pvc_method": config.participant.pvc_method,
             "metadata": scan.metadata.as_record(), "preprocessed": elsewhere,
             "normalisation": scan.normalisation,
             "provenance": {"Sources": sources, "SoftwareName": "petbind", "Tracer": tracer.name,
@@ -66,6 +67,7 @@ def init_scan_wf(scan: Scan, config: Config) -> pe.Workflow:
                        smoothing_fwhm_mm=settings.smoothing_fwhm_mm,
                        mni_voxel_mm=settings.mni_voxel_mm,
                        pvc_psf_fwhm_mm=settings.pvc_psf_fwhm_mm,
+                       pvc_method=settings.pvc_method,
                        omp_nthreads=config.run.omp_nthreads, name=scan.ident,
                        qc_thresholds=settings.qc_thresholds,
                        preprocessed={"source": scan.preprocessed["source"],
@@ -163,18 +165,23 @@ def _add_scan_outputs(workflow: pe.Workflow, anat_wf: pe.Workflow, pet_wf: pe.Wo
     """Connect the scan's processing to its anatomy, its derivative writers and its report."""
     models = [f for m in config.participant.models for f in model_outputs(m)]
     products = [f for f in SCAN_OUTPUTS if f != "petref_t1w"] + models
+    # the report shows the maps corrected voxel by voxel too
+    corrected = [model_outputs(m, pvc=True)[1] for m in config.participant.models] \
+        if config.participant.pvc_psf_fwhm_mm and config.participant.pvc_method != "gtm" \
+        else []
     sink = writer_node("scan", products, record, config, f"{scan.ident}_derivatives")
-    report = writer_node("report", [*REPORT_INPUTS, *REPORT_ANAT, "written", *models],
-                         record, config, f"{scan.ident}_report")
+    report = writer_node("report", [*REPORT_INPUTS, *REPORT_ANAT, "written", *models,
+                                    *corrected], record, config, f"{scan.ident}_report")
     workflow.connect([
         (anat_wf, pet_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_INPUTS]),
         (pet_wf, sink, [(f"outputnode.{f}", f) for f in products]),
-        (pet_wf, report, [(f"outputnode.{f}", f) for f in (*REPORT_INPUTS, *models)]),
+        (pet_wf, report, [(f"outputnode.{f}", f) for f in (*REPORT_INPUTS, *models,
+                                                             *corrected)]),
         (anat_wf, report, [(f"outputnode.{f}", f) for f in REPORT_ANAT]),
         (sink, report, [("out", "written")]),
     ])
     pet_wf.inputs.inputnode.pet = scan.preprocessed["pet"] if scan.preprocessed else str(scan.pet)
     if config.participant.pvc_psf_fwhm_mm:
-        pvc_sink = writer_node("pvc", list(PVC_OUTPUTS), record, config,
-                               f"{scan.ident}_derivatives_pvc")
-        workflow.connect([(pet_wf, pvc_sink, [(f"outputnode.{f}", f) for f in PVC_OUTPUTS])])
+        fields = pvc_outputs(config.participant.models, config.participant.pvc_method)
+        pvc_sink = writer_node("pvc", fields, record, config, f"{scan.ident}_derivatives_pvc")
+        workflow.connect([(pet_wf, pvc_sink, [(f"outputnode.{f}", f) for f in fields])])

@@ -227,6 +227,12 @@ def scan_report(output_dir: str, scan: dict, products: dict) -> str:
         figs[f"BPND map ({label})"] = map_figure(
             products[f"{model.replace('-', '_')}_mni"][0],
             figdir / f"{scan_name}{'' if i == 0 else f'_model-{label}'}_bpnd.png")
+        corrected = products.get(f"pvc_{model.replace('-', '_')}_mni")
+        if corrected:                                   # and its partial-volume-corrected map
+            method = scan["pvc_method"].upper()
+            figs[f"BPND map ({label}), partial-volume corrected ({method})"] = map_figure(
+                corrected[0], figdir / f"{scan_name}{'' if i == 0 else f'_model-{label}'}"
+                f"_pvc-{method}_bpnd.png")
     warnings = scan_warnings(products["qc"], products["kinpar"])
     kin = pd.read_csv(products["kinpar"], sep="\t", keep_default_na=False, na_values=["n/a"])
     elsewhere = scan.get("preprocessed")

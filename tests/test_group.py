@@ -132,22 +132,28 @@ def test_any_atlas_gives_roi_values_and_statistics(planted, tmp_path):
                                              str(tmp_path / "nope.nii.gz"), "-q"]) == 66
 
 
-def test_model_picks_whose_maps_are_analysed(planted, tmp_path):
-    # A run with two voxelwise models leaves SRTM and SRTM2 maps side by side. --model
-    # srtm2-bfm must analyse SRTM2's (here SRTM's x 1.1, so each ROI value is 1.1 times that
-    # of the default run on SRTM's maps, the fixture's) and say so.
+def copy_with_scaled_maps(planted, out, factor, renamed):
+    """The planted participant level copied to ``out`` (without its group folder), and beside
+    each SRTM BPND map a copy times ``factor`` whose name has ``renamed`` for "model-SRTM_"."""
     import shutil
     import nibabel as nib
     from bids_app import names
-    out = tmp_path / "petbind"
     shutil.copytree(planted.parent, out, ignore=shutil.ignore_patterns("group"))
     for path in names.find(out, "mimap", ".nii.gz", trc="carfentanil", space="*", desc="*",
                            model="SRTM", meas="BPND") + names.find(
             out, "mimap", ".nii.gz", trc="carfentanil", space="*", desc=None, model="SRTM",
             meas="BPND"):
         img = nib.load(path)
-        nib.save(nib.Nifti1Image(img.get_fdata() * 1.1, img.affine),
-                 path.with_name(path.name.replace("model-SRTM_", "model-SRTM2_")))
+        nib.save(nib.Nifti1Image(img.get_fdata() * factor, img.affine),
+                 path.with_name(path.name.replace("model-SRTM_", renamed)))
+    return out
+
+
+def test_model_picks_whose_maps_are_analysed(planted, tmp_path):
+    # A run with two voxelwise models leaves SRTM and SRTM2 maps side by side. --model
+    # srtm2-bfm must analyse SRTM2's (here SRTM's x 1.1, so each ROI value is 1.1 times that
+    # of the default run on SRTM's maps, the fixture's) and say so.
+    out = copy_with_scaled_maps(planted, tmp_path / "petbind", 1.1, "model-SRTM2_")
     ds = planted.parent.parent.parent
     assert run_cli("petbind", petbind_main, [str(ds), str(out), "group", "--model", "srtm2-bfm",
                                              "--n-permutations", "10", "-q"]) == 0
@@ -159,6 +165,51 @@ def test_model_picks_whose_maps_are_analysed(planted, tmp_path):
     assert len(tables["srtm2-bfm"]) == 39
     ratio = tables["srtm2-bfm"]["thalamus"] / tables["srtm-bfm"]["thalamus"]
     np.testing.assert_allclose(ratio, 1.1, rtol=1e-4)
+
+
+def test_pvc_and_roi_source_pick_what_is_analysed(planted, tmp_path):
+    # Beside each participant's maps: maps corrected voxel by voxel (pvc-RBV, here the plain
+    # maps x 1.2) and regional fits, plain and GTM-corrected (the regional truth x 0.8 and the
+    # truth itself). --pvc analyses the corrected maps; --roi-source regional puts the regional
+    # fits into Table 2 (GTM-corrected with --pvc); the settings record both.
+    import json
+    import shutil
+    out = copy_with_scaled_maps(planted, tmp_path / "petbind", 1.2, "pvc-RBV_model-SRTM_")
+    ds = planted.parent.parent.parent
+    truth = pd.read_csv(ds / "derivatives" / "truth" / "regional_bpnd.tsv", sep="\t")
+    for sub, rows in truth.groupby("participant_id"):
+        fits = rows[["region", "BPND"]]
+        folder = out / sub / "pet"
+        fits.to_csv(folder / f"{sub}_trc-carfentanil_pvc-GTM_model-SRTM_kinpar.tsv", sep="\t",
+                    index=False)
+        fits.assign(BPND=0.8 * fits["BPND"]).to_csv(
+            folder / f"{sub}_trc-carfentanil_model-SRTM_kinpar.tsv", sep="\t", index=False)
+
+    def run(*options):
+        shutil.rmtree(out / "group", ignore_errors=True)
+        code = run_cli("petbind", petbind_main, [str(ds), str(out), "group",
+                                                 "--n-permutations", "10", "-q", *options])
+        table = pd.read_csv(out / "group" / "trc-carfentanil_desc-roi_bpnd.tsv", sep="\t") \
+            if code == 0 else None
+        return code, table
+    plain = pd.read_csv(planted / "trc-carfentanil_desc-roi_bpnd.tsv", sep="\t")
+    code, table = run("--pvc")
+    assert code == 0
+    np.testing.assert_allclose(table["thalamus"], 1.2 * plain["thalamus"], rtol=1e-4)
+    settings = json.loads((out / "group" / "trc-carfentanil_desc-settings.json").read_text())
+    assert settings["MapsPartialVolumeCorrection"] == "RBV"
+    expected = truth[truth["region"] == "thalamus"].set_index("participant_id")["BPND"]
+    for options, factor, source in ((["--pvc", "rbv", "--roi-source", "regional"], 1.0,
+                                     "GTM-corrected"),
+                                    (["--roi-source", "regional"], 0.8, "regional fits (")):
+        code, table = run(*options)
+        assert code == 0
+        got = table.set_index("participant_id")["thalamus"]
+        np.testing.assert_allclose(got, factor * expected[got.index], rtol=1e-5)  # TSV: 6 digits
+        settings = json.loads((out / "group" / "trc-carfentanil_desc-settings.json")
+                              .read_text())
+        assert settings["ROISource"] == "regional" and source in settings["ROISourceFiles"]
+    assert run("--pvc", "mg")[0] == 66               # no Mueller-Gaertner maps to analyse
 
 
 def test_roi_statistics_equal_scipy():

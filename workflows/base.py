@@ -32,20 +32,29 @@ def model_key(model: str) -> str:
     return model.replace("-", "_")
 
 
-def model_outputs(model: str) -> tuple[str, ...]:
+def model_outputs(model: str, pvc: bool = False) -> tuple[str, ...]:
     """The outputnode fields of one voxelwise model: maps in PET space, in MNI space, in MNI
     space smoothed (lists in the model's ``maps`` order), the fit's settings and QC, and the
-    standard-error maps in PET space."""
-    key = model_key(model)
+    standard-error maps in PET space; with ``pvc``, those of its fit to the frames corrected
+    voxel by voxel."""
+    key = ("pvc_" if pvc else "") + model_key(model)
     return (f"{key}_maps", f"{key}_mni", f"{key}_mni_smoothed", f"{key}_fit_info",
             f"{key}_se_maps")
+
+
+def pvc_outputs(models: list[str], method: str) -> list[str]:
+    """The outputnode fields of partial-volume correction: :data:`PVC_OUTPUTS`, and with a
+    voxelwise ``method`` each model's :func:`model_outputs` on the corrected frames."""
+    voxelwise = [f for m in models for f in model_outputs(m, pvc=True)] if method != "gtm" \
+        else []
+    return [*PVC_OUTPUTS, *voxelwise]
 
 
 def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
                 k2a_range: tuple[float, float], n_bases: int, smoothing_fwhm_mm: float,
                 mni_voxel_mm: float, pvc_psf_fwhm_mm: float | None, omp_nthreads: int,
                 name: str, qc_thresholds: dict[str, list] | None = None,
-                preprocessed: dict | None = None) -> pe.Workflow:
+                preprocessed: dict | None = None, pvc_method: str = "gtm") -> pe.Workflow:
     """One PET scan, from the raw image to its products.
 
     Parameters
@@ -56,6 +65,8 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
     k2a_range, n_bases : theta3 range (1/min, decay-corrected data) and number of bases.
     smoothing_fwhm_mm, mni_voxel_mm : the MNI maps' smoothing and grid.
     pvc_psf_fwhm_mm : the scanner's PSF for GTM correction of regional TACs (None: none).
+    pvc_method : "gtm" (regional only), or "rbv" or "mg": the frames also corrected voxel by
+        voxel, and every voxelwise model fitted to them as well.
     qc_thresholds : ranges of the QC metrics that differ from the defaults.
     preprocessed : for PET realigned and in T1w space already (PETPrep), ``source`` (tool and
         version) and ``confounds`` (its motion table or None): that image stands in for
@@ -67,11 +78,11 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
 
     Outputs
     -------
-    :data:`SCAN_OUTPUTS`, :func:`model_outputs` of each model, and :data:`PVC_OUTPUTS` with
+    :data:`SCAN_OUTPUTS`, :func:`model_outputs` of each model, and :func:`pvc_outputs` with
     PVC.
     """
     fields = list(SCAN_OUTPUTS) + [f for m in models for f in model_outputs(m)]
-    fields += list(PVC_OUTPUTS) if pvc_psf_fwhm_mm else []
+    fields += pvc_outputs(models, pvc_method) if pvc_psf_fwhm_mm else []
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["pet", *ANAT_INPUTS]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
@@ -104,32 +115,43 @@ def init_pet_wf(*, metadata: dict, reference_region: str, models: list[str],
     ])
     settings = ModelSettings(theta3_range_per_min=tuple(k2a_range), n_bases=n_bases)
     added = [_add_model(workflow, model, metadata, settings, smoothing_fwhm_mm, mni_voxel_mm,
-                        (inputnode, outputnode, hmc, coreg, masks, tacs)) for model in models]
+                        (inputnode, outputnode, hmc, coreg, masks, tacs),
+                        (hmc, "outputnode.pet_hmc")) for model in models]
     _add_qc(workflow, qc_thresholds, (inputnode, outputnode, hmc, coreg, masks, tacs,
                                       [voxelwise for voxelwise, _ in added]))
     stages = ([hmc] if hmc is coreg else [hmc, coreg]) + [masks, tacs]
     stages += [fit for fit, _ in added] + [added[0][1]]
     if pvc_psf_fwhm_mm:
-        stages.append(_add_pvc(workflow, metadata, pvc_psf_fwhm_mm, reference_region,
-                               (inputnode, outputnode, hmc, coreg, masks)))
+        pvc = _add_pvc(workflow, metadata, pvc_psf_fwhm_mm, reference_region, pvc_method,
+                       (inputnode, outputnode, hmc, coreg, masks))
+        stages.append(pvc)
+        if pvc_method != "gtm":        # the voxelwise models again, on the corrected frames
+            corrected = [_add_model(workflow, model, metadata, settings, smoothing_fwhm_mm,
+                                    mni_voxel_mm, (inputnode, outputnode, hmc, coreg, masks, pvc),
+                                    (pvc, "outputnode.pet_pvc"), corrected=True)
+                         for model in models]
+            stages.append(corrected[0][1])
     # the methods paragraph: each stage describes itself with its settings
     workflow.__desc__ = "".join(stage.__desc__ for stage in stages)
     return workflow
 
 
 def _add_model(workflow: pe.Workflow, model: str, metadata: dict, settings: ModelSettings,
-               smoothing_fwhm_mm: float, mni_voxel_mm: float, nodes: tuple
+               smoothing_fwhm_mm: float, mni_voxel_mm: float, nodes: tuple,
+               frames: tuple[pe.Workflow, str], corrected: bool = False
                ) -> tuple[pe.Workflow, pe.Workflow]:
-    """The voxelwise fit of one model and its maps' way to MNI (both returned)."""
+    """The voxelwise fit of one model to ``frames`` (a stage and its output) and its maps' way
+    to MNI (both returned); ``corrected``: the frames corrected voxel by voxel, whose regional
+    fits (``tacs`` in ``nodes``: the PVC stage) are GTM-corrected too."""
     inputnode, outputnode, hmc, coreg, masks, tacs = nodes
-    key = model_key(model)
-    maps, mni, mni_smoothed, fit_info, se_maps = model_outputs(model)
+    key = ("pvc_" if corrected else "") + model_key(model)
+    maps, mni, mni_smoothed, fit_info, se_maps = model_outputs(model, corrected)
     voxelwise = init_voxelwise_wf(metadata=metadata, model=model, settings=settings,
                                   name=f"voxelwise_{key}_wf")
-    to_mni = init_mni_wf(voxel_mm=mni_voxel_mm, fwhm_mm=smoothing_fwhm_mm,
+    to_mni = init_mni_wf(voxel_mm=mni_voxel_mm, fwhm_mm=smoothing_fwhm_mm, corrected=corrected,
                          name=f"mni_{key}_wf")
     workflow.connect([
-        (hmc, voxelwise, [("outputnode.pet_hmc", "inputnode.pet_hmc")]),
+        (frames[0], voxelwise, [(frames[1], "inputnode.pet_hmc")]),
         (masks, voxelwise, [("outputnode.reference_mask", "inputnode.reference_mask"),
                             ("outputnode.brain_mask_pet", "inputnode.brain_mask")]),
         (voxelwise, to_mni, [("outputnode.maps", "inputnode.pet_maps")]),
@@ -167,11 +189,13 @@ def _add_qc(workflow: pe.Workflow, thresholds: dict | None, nodes: tuple) -> Non
 
 
 def _add_pvc(workflow: pe.Workflow, metadata: dict, psf_fwhm_mm: float, reference_region: str,
-             nodes: tuple) -> pe.Workflow:
-    """GTM-corrected regional TACs and their fits (returned)."""
+             method: str, nodes: tuple) -> pe.Workflow:
+    """GTM-corrected regional TACs and their fits, and with ``method`` "rbv" or "mg" the
+    frames corrected voxel by voxel (the stage returned)."""
     inputnode, outputnode, hmc, coreg, masks = nodes
     pvc = init_pvc_wf(metadata=metadata, psf_fwhm_mm=psf_fwhm_mm,
-                      reference_region=reference_region, resampled_elsewhere=hmc is coreg)
+                      reference_region=reference_region, resampled_elsewhere=hmc is coreg,
+                      method=method)
     workflow.connect([
         (inputnode, pvc, [("mni2t1w", "inputnode.mni2t1w"),
                           ("brain_mask", "inputnode.brain_mask")]),

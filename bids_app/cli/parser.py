@@ -80,6 +80,12 @@ def _add_processing(p: Parser) -> None:
                       "scanner's resolution (e.g. 2.5 for the HRRT), and fit them: "
                       "_seg-neuromorphometrics_pvc-GTM_tacs.tsv, _pvc-GTM_model-SRTM_kinpar.tsv "
                       "(default: no PVC)")
+    opts.add_argument("--pvc-method", choices=["gtm", "rbv", "mg"], default="gtm",
+                      help="with --pvc-psf-fwhm: gtm corrects the regional TACs only; rbv "
+                      "(region-based voxelwise) or mg (Mueller-Gaertner, grey matter) also "
+                      "correct the frames voxel by voxel on that GTM and fit every voxelwise "
+                      "model to them: maps named pvc-RBV or pvc-MG, in PET space, MNI space "
+                      "and smoothed (default gtm)")
     opts.add_argument("--model", nargs="+", default=["srtm-bfm"], metavar="MODEL",
                       choices=voxelwise_models(),
                       help="voxelwise kinetic models: at the participant level the models to "
@@ -137,6 +143,16 @@ def _add_group_options(p: Parser) -> None:
     grp.add_argument("--exclude-flagged", action="store_true",
                      help="leave out participants whose scan's quality control flagged a metric "
                      "(listed with the metrics); by default they are analysed and listed")
+    grp.add_argument("--pvc", nargs="?", const="any", choices=["rbv", "mg", "any"],
+                     help="analyse the maps corrected for partial volume voxel by voxel "
+                     "(participant level --pvc-method rbv or mg): --pvc alone takes the ones "
+                     "there are, --pvc rbv or --pvc mg chooses; with --roi-source regional the "
+                     "GTM-corrected regional fits")
+    grp.add_argument("--roi-source", choices=["maps", "regional"], default="maps",
+                     help="the ROI analysis (Table 2, Tukey) on the mean of each participant's "
+                     "unsmoothed MNI map over each ROI (maps, the default, as the seed study), "
+                     "or on the participant level's regional SRTM fits (regional: GTM-corrected "
+                     "with --pvc)")
     grp.add_argument("--roi-atlas", default="neuromorphometrics", metavar="ATLAS",
                      help="'neuromorphometrics' (default: the seed study's ten ROIs, bilateral "
                      "and per hemisphere), or a label image in MNI152NLin2009cAsym (.nii[.gz]) "

@@ -132,6 +132,7 @@ def config_from_args(args) -> Config:
         smoothing_fwhm_mm=args.smoothing_fwhm if args.smoothing_fwhm is not None else
         float(extra.get("smoothing_fwhm", 8.0)),
         n_bases=int(extra.get("n_bases", 300)), pvc_psf_fwhm_mm=args.pvc_psf_fwhm,
+        pvc_method=args.pvc_method,
         tracer_overrides=extra.get("tracers", {}),
         qc_thresholds=extra.get("qc_thresholds", {}))
     group = GroupConfig(
@@ -141,6 +142,7 @@ def config_from_args(args) -> Config:
         n_permutations=args.n_permutations, voxel_fdr=args.voxel_fdr, tfce=args.tfce,
         roi_atlas=args.roi_atlas, model=args.model[0], seed=args.seed,
         mni_voxel_mm=participant.mni_voxel_mm, exclude_flagged=args.exclude_flagged,
+        pvc=args.pvc, roi_source=args.roi_source,
         session=args.session_label[0].removeprefix("ses-") if args.session_label else None,
         analysis=args.analysis, baseline_session=_session(args.baseline_session),
         blocked_session=_session(args.blocked_session), test_session=_session(args.test_session),

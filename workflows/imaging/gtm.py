@@ -21,6 +21,7 @@ resolution of that frame after realignment, not the scanner's alone.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -194,9 +195,31 @@ def carve_reference(labels_fine: NDArray[np.integer], reference_mask_pet: NDArra
     return labels, new_id
 
 
+@dataclass
+class GTMSolution:
+    """A scan's GTM: its regions on the fine grid and their corrected means per frame, and
+    what the voxelwise corrections (:mod:`workflows.imaging.voxel_pvc`) need beside them."""
+
+    labels_fine: NDArray[np.int64]        # the regions on the fine grid (reference carved)
+    factors: tuple[int, int, int]         # fine voxels per PET voxel, per axis
+    fine_voxel_mm: tuple[float, float, float]
+    ids: NDArray[np.int64]                # the regions seen on the PET grid, label 0 included
+    labels_pet: NDArray[np.int64]         # the region of each PET voxel (flattened)
+    corrected: NDArray[np.float64]        # (regions, frames): true mean activity
+    variance_mm2: NDArray[np.float64]     # (frames, 3): realignment's added variance
+    reference_id: int
+
+    def frame_sigma_fine_vox(self, psf_fwhm_mm: float, frame: int) -> tuple[float, ...]:
+        """Per axis, the SD (fine voxels) of frame ``frame``'s resolution: the PSF and the
+        blur its realignment added."""
+        return tuple(math.sqrt((psf_fwhm_mm * FWHM_TO_SIGMA) ** 2 + var) / v
+                     for var, v in zip(self.variance_mm2[frame], self.fine_voxel_mm))
+
+
 def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: str,
-                     reference_mask: str, psf_fwhm_mm: float, reference_name: str, out_dir: str
-                     ) -> tuple[str, list[float]]:
+                     reference_mask: str, psf_fwhm_mm: float, reference_name: str, out_dir: str,
+                     voxelwise_method: str | None = None
+                     ) -> tuple[str, list[float], str | None]:
     """GTM-corrected TACs of every atlas label, each region group and the reference region, in
     the layout of :func:`workflows.imaging.tacs.extract_tacs` (``metadata``:
     :meth:`PETMetadata.as_record`). ``psf_fwhm_mm`` is the scanner's
@@ -204,7 +227,9 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
     linear interpolation, which blurred it by :func:`realignment_variance_mm2` over the brain,
     so each frame's GTM takes that frame's resolution (:func:`gtm_correct_frames`); a frame
     whose pose is not known (n/a) takes the mean blur of one resampling. Returns the
-    TSV path and the resolution (FWHM, mm, per axis) averaged over the frames.
+    TSV path, the resolution (FWHM, mm, per axis) averaged over the frames, and with
+    ``voxelwise_method`` ("rbv" or "mg") the frames corrected voxel by voxel
+    (:mod:`workflows.imaging.voxel_pvc`), else None.
 
     The reference is a GTM region of its own (:func:`carve_reference`): the part of its atlas
     labels inside ``reference_mask`` (restricted and trimmed to voxels of reference tissue)
@@ -214,14 +239,45 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
     (docs/validation.md). The reference's atlas-label columns then hold the rest of those
     labels."""
     import nibabel as nib
-    import pandas as pd
 
-    from workflows.imaging.atlas import reference_labels
     from workflows.imaging.tacs import tacs_table
     from workflows.kinetics.metadata import PETMetadata
 
     pet_img = nib.load(pet_hmc)
     data = np.asarray(pet_img.dataobj, dtype=np.float64)
+    solution = solve_gtm(pet_img, data, motion_tsv, atlas_fine, reference_mask, psf_fwhm_mm,
+                         reference_name)
+    ids, corrected, reference_id = solution.ids, solution.corrected, solution.reference_id
+    labels_fine = solution.labels_fine
+    volumes = np.array([(labels_fine == i).sum() for i in ids], dtype=float)
+    atlas_ids = [k for k, i in enumerate(ids) if i not in (0, reference_id, UNLABELLED_BRAIN)]
+    # without a carved reference (its mask misses every fine voxel of its labels) the
+    # reference is its whole atlas region group
+    reference_tac = corrected[ids == reference_id][0] if reference_id in ids else None
+    table = tacs_table({int(ids[k]): corrected[k] for k in atlas_ids},
+                       {int(ids[k]): volumes[k] for k in atlas_ids},
+                       reference_tac, reference_name, PETMetadata.from_record(metadata))
+    path = str(Path(out_dir) / "tacs_pvc-GTM.tsv")
+    table.to_csv(path, sep="\t", index=False, float_format="%.6g")
+    fwhm = np.sqrt(psf_fwhm_mm ** 2 + solution.variance_mm2 / FWHM_TO_SIGMA ** 2).mean(axis=0)
+    corrected_pet = None
+    if voxelwise_method:
+        from workflows.imaging.voxel_pvc import correct_frames
+        corrected_pet = str(Path(out_dir) / f"pet_pvc-{voxelwise_method.upper()}.nii.gz")
+        frames = correct_frames(voxelwise_method, data, solution, psf_fwhm_mm)
+        nib.save(nib.Nifti1Image(frames.astype(np.float32), pet_img.affine, pet_img.header),
+                 corrected_pet)
+    return path, [round(float(f), 3) for f in fwhm], corrected_pet
+
+
+def solve_gtm(pet_img, data: NDArray, motion_tsv: str, atlas_fine: str, reference_mask: str,
+              psf_fwhm_mm: float, reference_name: str) -> GTMSolution:
+    """The GTM of a realigned scan (``pet_img``, its frames ``data`` as float64); see
+    :func:`extract_tacs_gtm`."""
+    import nibabel as nib
+    import pandas as pd
+
+    from workflows.imaging.atlas import reference_labels
     fine_img = nib.load(atlas_fine)
     pet_vox = tuple(float(v) for v in pet_img.header.get_zooms()[:3])
     factors = fine_factors(pet_vox)
@@ -237,7 +293,8 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
                                                     realigned_fwhm_mm(psf_fwhm_mm, pet_vox))
     flat = data.reshape(-1, data.shape[3])
     if labels_pet.size != flat.shape[0]:
-        raise ValueError(f"{atlas_fine}: fine grid does not match {pet_hmc} (factors {factors})")
+        raise ValueError(f"{atlas_fine}: fine grid does not match the PET grid "
+                         f"(factors {factors})")
     motion = pd.read_csv(motion_tsv, sep="\t", na_values=["n/a"])[
         ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]].to_numpy(dtype=float)
     brain = np.array(np.nonzero(labels_pet.reshape(data.shape[:3]) > 0))
@@ -253,15 +310,5 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
                          for f in range(flat.shape[1])], axis=1) / counts[:, None]
     corrected = gtm_correct_frames(observed, gtm_scanner, gtm_realigned,
                                    (variance / mean_variance).mean(axis=1))
-    volumes = np.array([(labels_fine == i).sum() for i in ids], dtype=float)
-    atlas_ids = [k for k, i in enumerate(ids) if i not in (0, reference_id, UNLABELLED_BRAIN)]
-    # without a carved reference (its mask misses every fine voxel of its labels) the
-    # reference is its whole atlas region group
-    reference_tac = corrected[ids == reference_id][0] if reference_id in ids else None
-    table = tacs_table({int(ids[k]): corrected[k] for k in atlas_ids},
-                       {int(ids[k]): volumes[k] for k in atlas_ids},
-                       reference_tac, reference_name, PETMetadata.from_record(metadata))
-    path = str(Path(out_dir) / "tacs_pvc-GTM.tsv")
-    table.to_csv(path, sep="\t", index=False, float_format="%.6g")
-    fwhm = np.sqrt(psf_fwhm_mm ** 2 + variance / FWHM_TO_SIGMA ** 2).mean(axis=0)
-    return path, [round(float(f), 3) for f in fwhm]
+    return GTMSolution(labels_fine, factors, fine_vox, ids, labels_pet, corrected, variance,
+                       reference_id)
