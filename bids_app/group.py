@@ -487,7 +487,7 @@ def corrected_label(out_dir: Path, tracer: str, model_label: str, session: str |
         return None
     found = sorted({names.parse(p.name)[0]["pvc"] for p in names.find(
         out_dir, "mimap", ".nii.gz", trc=tracer, space=names.TEMPLATE_SPACE, desc=None,
-        model=model_label, meas="BPND", pvc="*") if session_of(p) == session} - {"GTM"})
+        model=model_label, meas="BPND", pvc="*") if session_of(p) == session})
     if wanted != "any":
         if wanted.upper() not in found:
             raise PetbindError(f"--pvc {wanted}: {out_dir} has no trc-{tracer} "
@@ -564,8 +564,12 @@ def regional_roi_tables(config: Config, study: Study, tracer: str, session: str 
     """--roi-source regional: Table 2 and Tukey on the participant level's regional SRTM fits
     (GTM-corrected with --pvc) of the participants the maps' analyses use; returns the left-out
     list with those whose fits are missing."""
+    from bids_app.derivatives import REGIONAL_MODEL
+    from workflows.kinetics.models import get_model
+
     settings = config.group
-    values, unusable = regional_bpnd(config.run.output_dir, tracer, "SRTM", session,
+    values, unusable = regional_bpnd(config.run.output_dir, tracer,
+                                     get_model(REGIONAL_MODEL).label, session,
                                      pvc="GTM" if settings.pvc else None)
     missing = [s for s in frame["participant_id"] if s not in values]
     if missing:
@@ -575,22 +579,34 @@ def regional_roi_tables(config: Config, study: Study, tracer: str, session: str 
                                                   for s in missing]})], ignore_index=True)
         frame = frame[~frame["participant_id"].isin(missing)]
     check_group_sizes(config, study, frame, "regional fits")
-    table = pd.DataFrame([values[s] for s in frame["participant_id"]]).reset_index(drop=True)
     # the ROI atlas's regions the fits have, else every region fitted in everyone
+    regional_statistics(study, tracer, frame, values, group_dir, preferred=list(study.regions))
+    return left
+
+
+def regional_statistics(study: Study, tracer: str, frame: pd.DataFrame,
+                        values: dict[str, pd.Series], group_dir: Path,
+                        preferred: list[str] | None = None) -> list[str]:
+    """Table 2 and Tukey on the regional BPND of the participants in ``frame``, in the
+    ``preferred`` regions fitted in all of them (every region fitted in all when none or no
+    such region); returns the regions."""
+    table = pd.DataFrame([values[s] for s in frame["participant_id"]]).reset_index(drop=True)
     fitted = [r for r in table.columns if table[r].notna().all()]
-    regions = [r for r in study.regions if r in fitted] or fitted
+    regions = [r for r in preferred or [] if r in fitted] or fitted
     roi_frame = pd.concat([frame[["participant_id", study.group] + study.covariates]
                            .reset_index(drop=True), table[regions]], axis=1)
     write_roi_statistics(study, tracer, roi_frame, regions, group_dir)
-    return left
+    return regions
 
 
 def regional_bpnd(out_dir: Path, tracer: str, model_label: str, session: str | None,
                   pvc: str | None = None) -> tuple[dict[str, pd.Series], dict[str, str]]:
     """Each participant's regional BPND of this session (first run) from the regional fits
     (``pvc``: those with that pvc- label), and why some cannot be used."""
+    from bids_app.paired import regional_fit_files
+
     values, unusable = {}, {}
-    for path in names.find(out_dir, "kinpar", ".tsv", trc=tracer, model=model_label, pvc=pvc):
+    for path in regional_fit_files(out_dir, model_label, tracer, pvc):
         sub = path.name.split("_")[0]
         if sub in values or sub in unusable or session_of(path) != session:
             continue
@@ -610,11 +626,7 @@ def run_tracer_regional(config: Config, study: Study, tracer: str, session: str 
     frame, left = select_participants(study, values, values, unusable)
     left["reason"] = left["reason"].replace("no BPND map", "no regional fits")
     check_group_sizes(config, study, frame, "regional fits")
-    table = pd.DataFrame([values[s] for s in frame["participant_id"]]).reset_index(drop=True)
-    regions = [r for r in table.columns if table[r].notna().all()]   # fitted in everyone
-    roi_frame = pd.concat([frame[["participant_id", study.group] + study.covariates]
-                           .reset_index(drop=True), table[regions]], axis=1)
-    write_roi_statistics(study, tracer, roi_frame, regions, group_dir)
+    regions = regional_statistics(study, tracer, frame, values, group_dir)  # fitted in everyone
     not_done = [f"voxelwise analyses and the mean map: no {settings.model_label} BPND maps "
                 "(regional fits only)"]
     write_tsv(group_dir / names.group_name(tracer, "participants", ".tsv", desc="leftout"), left)

@@ -37,9 +37,11 @@ def session_pair(config) -> SessionPair:
                        tuple(f"--{r}-session" for r in roles))
 
 
-def regional_fit_files(out_dir: Path, model_label: str, tracer: str = "*") -> list[Path]:
-    """The participant level's regional fits (``_kinpar.tsv``, not partial-volume corrected)."""
-    return names.find(out_dir, "kinpar", ".tsv", trc=tracer, model=model_label, pvc=None)
+def regional_fit_files(out_dir: Path, model_label: str, tracer: str = "*",
+                       pvc: str | None = None) -> list[Path]:
+    """The participant level's regional fits (``_kinpar.tsv``): not partial-volume corrected,
+    or with ``pvc`` those of that pvc- label."""
+    return names.find(out_dir, "kinpar", ".tsv", trc=tracer, model=model_label, pvc=pvc)
 
 
 def sessions_with_results(out_dir: Path, model_label: str, tracer: str) -> set[str | None]:

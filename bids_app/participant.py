@@ -165,10 +165,10 @@ def _add_scan_outputs(workflow: pe.Workflow, anat_wf: pe.Workflow, pet_wf: pe.Wo
     """Connect the scan's processing to its anatomy, its derivative writers and its report."""
     models = [f for m in config.participant.models for f in model_outputs(m)]
     products = [f for f in SCAN_OUTPUTS if f != "petref_t1w"] + models
-    # the report shows the maps corrected voxel by voxel too
-    corrected = [model_outputs(m, pvc=True)[1] for m in config.participant.models] \
-        if config.participant.pvc_psf_fwhm_mm and config.participant.pvc_method != "gtm" \
-        else []
+    # the report shows the maps corrected voxel by voxel too (their MNI maps)
+    settings = config.participant
+    corrected = [f for f in pvc_outputs(settings.models, settings.pvc_method)
+                 if f.endswith("_mni")] if settings.pvc_psf_fwhm_mm else []
     sink = writer_node("scan", products, record, config, f"{scan.ident}_derivatives")
     report = writer_node("report", [*REPORT_INPUTS, *REPORT_ANAT, "written", *models,
                                     *corrected], record, config, f"{scan.ident}_report")

@@ -279,9 +279,8 @@ def _roi_means(path, rois):
 def test_maps_without_pvc_follow_the_pv_matched_truth(dataset):
     # The PV-matched truth is what a perfect pipeline without partial-volume correction would
     # estimate (SRTM on the noise-free, motion-free scan at the scanner's resolution): against
-    # it, what remains is petbind's own error. Seed ROIs of the MNI map within 10 % of it
-    # (measured: -9 % in the 1 mL ventral striatum, within 5 % elsewhere), voxel correlation
-    # above 0.95, where the same map is 8-36 % below the receptor truth.
+    # it, what remains is petbind's own error. Seed ROIs of the MNI map within 10 % of it,
+    # voxel correlation above 0.95 (measured figures: docs/validation.md, voxelwise PVC).
     from workflows.imaging.atlas import SEED_ROIS
     truth = dataset["ds"] / "derivatives" / "truth" / "sub-01" / "pet"
     est = dataset["out"] / "sub-01" / "pet" / \
@@ -297,9 +296,9 @@ def test_maps_without_pvc_follow_the_pv_matched_truth(dataset):
 def test_rbv_maps_undo_the_partial_volume_loss(dataset):
     # --pvc-method rbv: every model's maps are fitted again to the frames corrected voxel by
     # voxel (Thomas et al. 2011), named pvc-RBV, with sidecars stating the correction. Against
-    # the receptor truth, the seed ROIs of the corrected MNI map are within 10 % (measured -7
-    # to 0 %; 8-36 % low without), each closer than without, and the voxel correlation is
-    # above 0.9.
+    # the receptor truth, the seed ROIs of the corrected MNI map are within 10 %, each closer
+    # than without, and the voxel correlation is above 0.9 (measured figures:
+    # docs/validation.md, voxelwise PVC).
     from workflows.imaging.atlas import SEED_ROIS
     pet = dataset["out"] / "sub-01" / "pet"
     stem = "sub-01_trc-carfentanil"

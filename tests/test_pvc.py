@@ -284,7 +284,7 @@ def test_gtm_and_rbv_on_the_true_labels_give_back_the_simulated_regional_bpnd(tm
     error = estimate[list(SEED_ROIS)] / regional[list(SEED_ROIS)] - 1
     assert (error.abs() < 0.02).all(), error.round(3).to_dict()
     # RBV on the same GTM (Thomas et al. 2011), then voxelwise SRTM: the maps' means over each
-    # seed ROI are the regional truth within 3 % (the uncorrected ones are 12-29 % low)
+    # seed ROI are the regional truth within 3 % (figures: docs/validation.md)
     from bids_app.tracers import lookup_tracer
     from workflows.imaging.atlas import region_labels
     from workflows.imaging.voxelwise import fit_image

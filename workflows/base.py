@@ -27,9 +27,10 @@ SCAN_OUTPUTS = ("petref", "motion_tsv", "petref_t1w", "reference_mask", "brain_m
 PVC_OUTPUTS = ("pvc_tacs", "pvc_kinpar", "pvc_resolution_mm")
 
 
-def model_key(model: str) -> str:
-    """A model's name as nipype field names allow (``srtm-bfm`` -> ``srtm_bfm``)."""
-    return model.replace("-", "_")
+def model_key(model: str, pvc: bool = False) -> str:
+    """A model's name as nipype field names allow (``srtm-bfm`` -> ``srtm_bfm``); with
+    ``pvc``, that of its fit to the frames corrected voxel by voxel (``pvc_srtm_bfm``)."""
+    return ("pvc_" if pvc else "") + model.replace("-", "_")
 
 
 def model_outputs(model: str, pvc: bool = False) -> tuple[str, ...]:
@@ -37,7 +38,7 @@ def model_outputs(model: str, pvc: bool = False) -> tuple[str, ...]:
     space smoothed (lists in the model's ``maps`` order), the fit's settings and QC, and the
     standard-error maps in PET space; with ``pvc``, those of its fit to the frames corrected
     voxel by voxel."""
-    key = ("pvc_" if pvc else "") + model_key(model)
+    key = model_key(model, pvc)
     return (f"{key}_maps", f"{key}_mni", f"{key}_mni_smoothed", f"{key}_fit_info",
             f"{key}_se_maps")
 
@@ -144,7 +145,7 @@ def _add_model(workflow: pe.Workflow, model: str, metadata: dict, settings: Mode
     to MNI (both returned); ``corrected``: the frames corrected voxel by voxel, whose regional
     fits (``tacs`` in ``nodes``: the PVC stage) are GTM-corrected too."""
     inputnode, outputnode, hmc, coreg, masks, tacs = nodes
-    key = ("pvc_" if corrected else "") + model_key(model)
+    key = model_key(model, corrected)
     maps, mni, mni_smoothed, fit_info, se_maps = model_outputs(model, corrected)
     voxelwise = init_voxelwise_wf(metadata=metadata, model=model, settings=settings,
                                   name=f"voxelwise_{key}_wf")

@@ -27,13 +27,14 @@ def to_mni(pet_map: str, pet2t1w: str, t1w2mni: str, voxel_mm: float, fwhm_mm: f
     fixed = ants.image_read(mni_reference_image(voxel_mm, out_dir))
     transforms, invert = pet_to_mni(pet2t1w, t1w2mni)
     moving = ants.image_read(pet_map)
-    values = moving.numpy()
-    missing = ~np.isfinite(values)
-    if interpolator != "linear" and missing.any():
+    missing = None
+    if interpolator != "linear":
+        values = moving.numpy()
+        missing = ~np.isfinite(values)
         moving = moving.new_image_like(np.where(missing, 0.0, values).astype(np.float32))
     warped = ants.apply_transforms(fixed, moving, transforms, interpolator=interpolator,
                                    whichtoinvert=invert)
-    if interpolator != "linear" and missing.any():
+    if missing is not None and missing.any():
         touched = ants.apply_transforms(fixed, moving.new_image_like(
             missing.astype(np.float32)), transforms, interpolator="linear",
             whichtoinvert=invert).numpy() > 0

@@ -20,8 +20,8 @@ from workflows.kinetics.metadata import PETMetadata
 FD_RADIUS_MM = 50.0
 REGISTRATION_MM = 4.0   # finest grid of the frame registrations (mm)
 # fraction of the grid's voxels the metric samples: 5 % of a head on a 4 mm grid is some 10^4
-# points, ample for six parameters, and a third of the time of ANTs' default 20 %
-# (docs/validation.md)
+# points, ample for six parameters (time and accuracy against ANTs' default 20 %:
+# docs/validation.md)
 SAMPLING_RATE = 0.05
 
 
