@@ -186,9 +186,10 @@ def write_pvc_derivatives(output_dir: str, scan: dict, products: dict) -> list[s
            "PointSpreadFunctionFWHMmm": scan["pvc_psf_fwhm_mm"],
            "PartialVolumeResolutionFWHMmm": list(products["pvc_resolution_mm"]),
            "PartialVolumeResolution": "per axis (x, y, z), mean over frames: each frame's GTM "
-                                      "takes the PSF widened by the linear interpolation that "
-                                      "realigned it (variance u (1 - u) times the voxel size "
-                                      "squared at sub-voxel fraction u, mean over the brain)",
+                                      "takes the PSF widened by the cubic B-spline resampling "
+                                      "that realigned it (the variance of the Gaussian that "
+                                      "spills as much activity across an edge as resampling at "
+                                      "sub-voxel fraction u, mean over the brain)",
            "PartialVolumeRegions": "Neuromorphometrics labels, the T1w brain mask's voxels "
                                    "without a label, and the rest of the field of view; the "
                                    "reference region is its trimmed mask grown by "

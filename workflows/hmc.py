@@ -26,7 +26,8 @@ def init_hmc_wf(*, metadata: dict, omp_nthreads: int = 1, name: str = "hmc_wf") 
     workflow.__desc__ = (
         "PET frames were realigned (rigid, ANTs, mutual information, two passes) to the "
         "time-weighted mean of the frames after 120 s, smoothed 6 mm; earlier low-count frames "
-        "took the transform of the first registered frame. Framewise displacement [@power2012] "
+        "took the transform of the first registered frame. The frames were resampled once, by "
+        "cubic B-spline interpolation. Framewise displacement [@power2012] "
         "was computed for a head radius of 50 mm. ")
     inputnode = pe.Node(niu.IdentityInterface(fields=["pet"]), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["pet_hmc", "petref", "motion_tsv"]),

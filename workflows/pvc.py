@@ -52,8 +52,9 @@ def init_pvc_wf(*, metadata: dict, psf_fwhm_mm: float, reference_region: str,
     workflow.__desc__ = (
         "Regional TACs were corrected for partial-volume effects by the geometric transfer "
         f"matrix method [@gtm], with a Gaussian PSF of {psf_fwhm_mm:g} mm FWHM widened for each "
-        "frame by the linear interpolation of motion correction (u (1 - u) times the voxel "
-        "size squared at sub-voxel fraction u, averaged over the brain"
+        "frame by the cubic B-spline resampling of motion correction (the variance of the "
+        "Gaussian that spills as much activity across an edge as resampling at sub-voxel "
+        "fraction u does, averaged over the brain"
         + ("; at the poses the preprocessing tool estimated, or where it gave none, averaged "
            "over u" if resampled_elsewhere else "") + "), and with every "
         "Neuromorphometrics label, the brain mask's unlabelled voxels, the rest of the field "

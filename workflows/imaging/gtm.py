@@ -12,8 +12,8 @@ The regions are the Neuromorphometrics labels warped to a grid k times finer tha
 unlabelled rim of the brain) and everything else (label 0). A PET voxel's value is its
 PSF-blurred activity at the voxel centre (the PSF is the image of a point source, measured on
 reconstructed images), so the spread functions are blurred on the fine grid and read at the PET
-voxel centres. Motion correction resamples the frames by linear interpolation, which blurs them
-further, by how far each frame's sample points fall between voxels
+voxel centres. Motion correction resamples the frames (cubic B-spline), which blurs them a
+little further, by how far each frame's sample points fall between voxels
 (:func:`workflows.imaging.resolution.realignment_variance_mm2`): each frame's GTM takes the
 resolution of that frame after realignment, not the scanner's alone.
 """
@@ -29,17 +29,17 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from workflows.imaging.resolution import (FWHM_TO_SIGMA, fine_factors,
-                                          linear_interpolation_variance_mm2,
+                                          mean_resampling_variance_mm2,
                                           realignment_variance_mm2)
 
 
 def realigned_fwhm_mm(psf_fwhm_mm: float, pet_voxel_mm: tuple[float, float, float]
                       ) -> tuple[float, float, float]:
-    """Per axis, the FWHM (mm) of frames imaged with a Gaussian PSF and then resampled by linear
-    interpolation at sub-voxel shifts (motion correction): interpolating between neighbours at
-    fraction u of a voxel of size v adds :func:`linear_interpolation_variance_mm2`."""
+    """Per axis, the FWHM (mm) of frames imaged with a Gaussian PSF and then resampled by cubic
+    B-spline at sub-voxel shifts spread evenly over a voxel (motion correction at an unknown
+    pose): :func:`mean_resampling_variance_mm2` added."""
     return tuple(math.sqrt(psf_fwhm_mm ** 2
-                           + linear_interpolation_variance_mm2(v) / FWHM_TO_SIGMA ** 2)
+                           + mean_resampling_variance_mm2(v, psf_fwhm_mm) / FWHM_TO_SIGMA ** 2)
                  for v in pet_voxel_mm)
 
 
@@ -103,10 +103,10 @@ def gtm_correct_frames(observed_means: NDArray[np.float64], gtm_scanner: NDArray
                        ) -> NDArray[np.float64]:
     """True regional means (regions x frames) from the observed means of frames whose
     resolutions differ: frame f's GTM lies between ``gtm_scanner`` (the PSF alone) and
-    ``gtm_realigned`` (the PSF and linear interpolation's mean variance,
+    ``gtm_realigned`` (the PSF and resampling's mean variance,
     :func:`realigned_fwhm_mm`) at ``blur_fractions[f]``, the frame's interpolation variance over
     that mean (0 where the frame was not resampled; the matrix is close to linear in the added
-    variance, a few tenths of a voxel's variance)."""
+    variance, a fraction of a voxel's variance)."""
     out = np.empty_like(observed_means, dtype=np.float64)
     for f, w in enumerate(np.asarray(blur_fractions, dtype=np.float64)):
         gtm = gtm_scanner + w * (gtm_realigned - gtm_scanner)
@@ -224,7 +224,7 @@ def extract_tacs_gtm(pet_hmc: str, metadata: dict, motion_tsv: str, atlas_fine: 
     the layout of :func:`workflows.imaging.tacs.extract_tacs` (``metadata``:
     :meth:`PETMetadata.as_record`). ``psf_fwhm_mm`` is the scanner's
     resolution; motion correction (``motion_tsv``, the poses it undid) resampled each frame by
-    linear interpolation, which blurred it by :func:`realignment_variance_mm2` over the brain,
+    cubic B-spline, which blurred it by :func:`realignment_variance_mm2` over the brain,
     so each frame's GTM takes that frame's resolution (:func:`gtm_correct_frames`); a frame
     whose pose is not known (n/a) takes the mean blur of one resampling. Returns the
     TSV path, the resolution (FWHM, mm, per axis) averaged over the frames, and with
@@ -299,16 +299,19 @@ def solve_gtm(pet_img, data: NDArray, motion_tsv: str, atlas_fine: str, referenc
         ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]].to_numpy(dtype=float)
     brain = np.array(np.nonzero(labels_pet.reshape(data.shape[:3]) > 0))
     unknown = np.isnan(motion).any(axis=1)
-    variance = realignment_variance_mm2(np.nan_to_num(motion), pet_img.affine, brain)
-    mean_variance = np.array([linear_interpolation_variance_mm2(v) for v in pet_vox])
-    # frames resampled elsewhere at unknown poses (PETPrep without its estimates): the blur
-    # of one linear resampling at a sub-voxel fraction uniform over the voxel
+    variance = realignment_variance_mm2(np.nan_to_num(motion), pet_img.affine, brain,
+                                        psf_fwhm_mm)
+    mean_variance = np.array([mean_resampling_variance_mm2(v, psf_fwhm_mm) for v in pet_vox])
+    # frames resampled elsewhere at unknown poses (PETPrep without its estimates, which
+    # resamples by cubic B-spline too): the blur of one resampling at a sub-voxel fraction
+    # uniform over the voxel
     variance[unknown] = mean_variance
     index = np.searchsorted(ids, labels_pet)
     counts = np.bincount(index, minlength=ids.size)
     observed = np.stack([np.bincount(index, weights=flat[:, f], minlength=ids.size)
                          for f in range(flat.shape[1])], axis=1) / counts[:, None]
-    corrected = gtm_correct_frames(observed, gtm_scanner, gtm_realigned,
-                                   (variance / mean_variance).mean(axis=1))
+    fractions = np.divide(variance, mean_variance, out=np.zeros_like(variance),
+                          where=mean_variance > 0)
+    corrected = gtm_correct_frames(observed, gtm_scanner, gtm_realigned, fractions.mean(axis=1))
     return GTMSolution(labels_fine, factors, fine_vox, ids, labels_pet, corrected, variance,
                        reference_id)

@@ -118,8 +118,10 @@ def motion_correct(pet: str, metadata: dict, out_dir: str, ref_start_s: float = 
             reference = smooth(weighted_mean(realigned, late))
     first = transforms[int(late[0])]
     transforms = [t or first for t in transforms]
+    # cubic B-spline, as SPM's realignment and PETPrep resample: linear interpolation would
+    # blur each frame by up to a quarter of a voxel's variance per axis (docs/validation.md)
     corrected = [ants.apply_transforms(frames[i], frames[i], [transforms[i]],
-                                       interpolator="linear") for i in range(timing.n_frames)]
+                                       interpolator="bSpline") for i in range(timing.n_frames)]
     hmc_path = str(out / "pet_hmc.nii.gz")
     ants.image_write(ants.list_to_ndimage(image, corrected), hmc_path)
     ref_data = sum(c.numpy() * w for c, w in zip(corrected, weights)) / weights.sum()
