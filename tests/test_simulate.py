@@ -124,8 +124,9 @@ def test_truth_files_exist_and_reference_region_is_zero(default_small):
 
 def test_pv_matched_truth_loses_most_in_small_hot_regions(default_small):
     # The PV-matched truth is BPND of the noise-free, motion-free scan at the scanner's PSF
-    # (2.5 mm here): partial volume lowers every hot seed ROI, the small ones most (the ventral
-    # striatum, about 1 mL, against the thalamus, about 20 mL).
+    # (2.5 mm here), fitted with the reference tissue's own TAC: partial volume lowers every
+    # hot seed ROI, the small ones most (the ventral striatum, about 1 mL, against the
+    # thalamus, about 20 mL).
     from workflows.imaging.atlas import SEED_ROIS, region_labels
     truth = default_small / "derivatives" / "truth" / "sub-01" / "pet"
     stem = "sub-01_trc-carfentanil"

@@ -21,7 +21,7 @@ from workflows.simulation.anatomy import (deface, native_grid_around, random_war
                                           synthesize_t1w, template_brain)
 from workflows.simulation.pet import (KineticSettings, pose_centre, random_motion,
                                       scan_pet_poses, tac_tables, voxel_tacs)
-from workflows.simulation.receptors import tissue_class_of_labels
+from workflows.simulation.receptors import TISSUE_CLASSES, tissue_class_of_labels
 
 RIM_ACTIVITY_FRACTION = 0.5   # activity of the unlabelled rim of the brain, of cortex
 
@@ -251,27 +251,32 @@ def simulate_scan(anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray, timing: 
     fine = fine_pet_grid(anatomy.pet_grid)
     labels_fine = sample_image((atlas.labels, atlas.affine),
                                anatomy.warp(fine.world_coordinates()), order=0)
-    bpnd_pv = (pv_matched_bpnd(corrected.pop(), reference, anatomy.labels_pet > 0, timing,
+    # the reference tissue's own TAC (cortex, BPND 0)
+    reference_tac = tables[TISSUE_CLASSES.index("cortex"), 0]
+    bpnd_pv = (pv_matched_bpnd(corrected.pop(), reference_tac, anatomy.labels_pet > 0, timing,
                                theta3_range_per_min) if clean else None)
     return ScanPhantom(timing, dose, pet, bp_native, reference,
                        labels_fine.reshape(fine.shape).astype(np.int16), fine, motion,
                        pose_centre(anatomy.fine), corrected[0] if corrected else None, bpnd_pv)
 
 
-def pv_matched_bpnd(clean: NDArray[np.float32], reference: NDArray[np.bool_],
+def pv_matched_bpnd(clean: NDArray[np.float32], reference_tac: NDArray[np.float64],
                     brain: NDArray[np.bool_], timing: FrameTiming,
                     theta3_range_per_min: tuple[float, float], n_bases: int = 300
                     ) -> NDArray[np.float64]:
     """BPND as a perfect pipeline without partial-volume correction finds it: SRTM by basis
     functions fitted to each ``brain`` voxel of the noise-free, motion-free scan at the
-    scanner's resolution (``clean``: x, y, z, frames, decay-corrected), the reference TAC the
-    mean over the true ``reference`` mask, uniform weights. What remains between it and the
-    receptor truth is partial volume alone; between it and an estimate, the pipeline's own
-    errors (registration, reference region, noise)."""
+    scanner's resolution (``clean``: x, y, z, frames, decay-corrected), with the reference
+    tissue's own TAC (``reference_tac``, frames), uniform weights. A reference region is
+    chosen large so that its core is free of partial volume; the mean over its whole mask
+    would carry the spill-over from neighbouring cortex with receptors, which a careful
+    pipeline avoids. What remains between this and the receptor truth is the targets' partial
+    volume alone; between it and an estimate, the pipeline's own errors (registration,
+    reference region, noise)."""
     from workflows.kinetics.models.srtm_bfm import fit_srtm_bfm, make_basis_set
 
     flat = clean.reshape(-1, timing.n_frames)
-    reference_tac = flat[reference.ravel()].astype(np.float64).mean(axis=0)
+    reference_tac = np.asarray(reference_tac, dtype=np.float64)
     basis = make_basis_set(timing, reference_tac, np.ones(timing.n_frames),
                            theta3_range_per_min, n_bases)
     out = np.zeros(brain.shape)
