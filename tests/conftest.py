@@ -19,9 +19,9 @@ VENDORED = Path(__file__).resolve().parent / "data"
 
 # Modules that run the participant level or ROBEX, slowest first: started before the others so
 # that `make test`'s two workers (pytest-xdist, a module each) overlap them instead of ending on one
-SLOW_MODULES = ("test_participant.py", "test_faults.py", "test_pvc_acceptance.py",
-                "test_two_sessions.py", "test_anat_real.py", "test_simulate.py",
-                "test_anat_cohort.py")
+SLOW_MODULES = ("test_participant.py", "test_faults.py", "test_pvc_group.py",
+                "test_pvc_acceptance.py", "test_two_sessions.py", "test_anat_real.py",
+                "test_simulate.py", "test_anat_cohort.py")
 
 
 def pytest_collection_modifyitems(items):
