@@ -21,7 +21,7 @@ from workflows.simulation.anatomy import (deface, native_grid_around, random_war
                                           synthesize_t1w, template_brain)
 from workflows.simulation.pet import (KineticSettings, pose_centre, random_motion,
                                       scan_pet_poses, tac_tables, voxel_tacs)
-from workflows.simulation.receptors import TISSUE_CLASSES, tissue_class_of_labels
+from workflows.simulation.receptors import tissue_class_of_labels
 
 RIM_ACTIVITY_FRACTION = 0.5   # activity of the unlabelled rim of the brain, of cortex
 
@@ -251,8 +251,13 @@ def simulate_scan(anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray, timing: 
     fine = fine_pet_grid(anatomy.pet_grid)
     labels_fine = sample_image((atlas.labels, atlas.affine),
                                anatomy.warp(fine.world_coordinates()), order=0)
-    # the reference tissue's own TAC (cortex, BPND 0)
-    reference_tac = tables[TISSUE_CLASSES.index("cortex"), 0]
+    # the reference tissue's own TAC: its labels' tissue class at BPND 0
+    reference_class = np.unique(tissue_class_of_labels(np.asarray(region_labels(
+        reference_region))))
+    if reference_class.size != 1:
+        raise ValueError(f"reference region {reference_region}: labels of several tissue "
+                         "classes have no single TAC")
+    reference_tac = tables[int(reference_class[0]), 0]
     bpnd_pv = (pv_matched_bpnd(corrected.pop(), reference_tac, anatomy.labels_pet > 0, timing,
                                theta3_range_per_min) if clean else None)
     return ScanPhantom(timing, dose, pet, bp_native, reference,
