@@ -129,3 +129,13 @@ def two_row_image(folder: Path, reference_tac: np.ndarray, tacs: np.ndarray
         masks[name] = folder / f"{name}.nii.gz"
         nib.save(nib.Nifti1Image(mask, np.eye(4)), masks[name])
     return pet, masks
+
+
+def mni_roi_means(path, rois):
+    """Mean of an MNI map (2 mm output grid; NaN as 0) over each of ``rois``' atlas labels."""
+    import pandas as pd
+
+    from workflows.imaging.atlas import atlas_on_grid, mni_grid, region_labels
+    labels = atlas_on_grid(mni_grid(2.0))
+    data = np.nan_to_num(nib.load(path).get_fdata())
+    return pd.Series({roi: data[np.isin(labels, region_labels(roi))].mean() for roi in rois})

@@ -15,7 +15,7 @@ import pytest
 
 from bids_app import names
 from bids_app.bids_io import bids_validator_executable
-from conftest import tree_digest
+from conftest import mni_roi_means, tree_digest
 from bids_app.cli.common import run_cli
 from bids_app.cli.simulate import main as simulate_main
 from bids_app.cli.run import main as petbind_main
@@ -268,14 +268,6 @@ def test_regional_bpnd_within_5_percent_and_maps_correlate(dataset):
     assert correlation > 0.9, correlation
 
 
-def _roi_means(path, rois):
-    """Mean of an MNI map over each seed ROI of the atlas."""
-    from workflows.imaging.atlas import atlas_on_grid, mni_grid, region_labels
-    labels = atlas_on_grid(mni_grid(2.0))
-    data = np.nan_to_num(nib.load(path).get_fdata())
-    return pd.Series({roi: data[np.isin(labels, region_labels(roi))].mean() for roi in rois})
-
-
 def test_maps_without_pvc_follow_the_pv_matched_truth(dataset):
     # The PV-matched truth is what a perfect pipeline without partial-volume correction would
     # estimate (SRTM on the noise-free, motion-free scan at the scanner's resolution, with the
@@ -287,7 +279,7 @@ def test_maps_without_pvc_follow_the_pv_matched_truth(dataset):
     est = dataset["out"] / "sub-01" / "pet" / \
         f"sub-01_trc-carfentanil_space-{SPACE}_model-SRTM_meas-BPND_mimap.nii.gz"
     pv = truth / f"sub-01_trc-carfentanil_space-{SPACE}_desc-pvmatched_meas-BPND_mimap.nii.gz"
-    rel = _roi_means(est, SEED_ROIS) / _roi_means(pv, SEED_ROIS) - 1
+    rel = mni_roi_means(est, SEED_ROIS) / mni_roi_means(pv, SEED_ROIS) - 1
     assert (rel.abs() < 0.05).all(), rel.round(3).to_dict()
     a, b = nib.load(est).get_fdata(), nib.load(pv).get_fdata()
     brain = (b > 0) & np.isfinite(a)
@@ -315,9 +307,9 @@ def test_rbv_maps_undo_the_partial_volume_loss(dataset):
         f"{stem}_space-{SPACE}_meas-BPND_mimap.nii.gz"
     corrected = pet / f"{stem}_space-{SPACE}_pvc-RBV_model-SRTM_meas-BPND_mimap.nii.gz"
     plain = pet / f"{stem}_space-{SPACE}_model-SRTM_meas-BPND_mimap.nii.gz"
-    truth = _roi_means(true, SEED_ROIS)
-    rel = _roi_means(corrected, SEED_ROIS) / truth - 1
-    before = _roi_means(plain, SEED_ROIS) / truth - 1
+    truth = mni_roi_means(true, SEED_ROIS)
+    rel = mni_roi_means(corrected, SEED_ROIS) / truth - 1
+    before = mni_roi_means(plain, SEED_ROIS) / truth - 1
     assert (rel.abs() < 0.10).all(), rel.round(3).to_dict()
     assert (rel.abs() < before.abs()).all(), (rel.round(3).to_dict(), before.round(3).to_dict())
     a, b = nib.load(corrected).get_fdata(), nib.load(true).get_fdata()

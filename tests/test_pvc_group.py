@@ -52,8 +52,8 @@ def differences(tmp_path_factory):
 
 def test_gtm_regional_fits_reproduce_the_planted_group_differences(differences):
     # Partial volume scales each participant's BPND in a small region by about the same factor,
-    # so the group difference measured on the maps shrinks with it (to about 0.55 in the dorsal
-    # caudate and amygdala, 0.85 in the thalamus: docs/validation.md). The GTM-corrected
+    # so the group difference measured on the maps shrinks with it (the factors measured are in
+    # docs/validation.md, voxelwise PVC). The GTM-corrected
     # regional fits give back the true difference of the same participants within 0.03 BPND
     # (about a twentieth of it), closer than the maps in every planted ROI, and the maps'
     # differences are smaller than the truth's in the two small ROIs.
