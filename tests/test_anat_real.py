@@ -101,3 +101,29 @@ def test_simulator_builds_a_phantom_on_a_given_t1w(tmp_path, real_anat, monkeypa
     pet_brain = np.asarray(brain_pet.dataobj) > 0
     dice = 2 * (t1_on_pet & pet_brain).sum() / (t1_on_pet.sum() + pet_brain.sum())
     assert dice > 0.8, dice
+
+
+def test_normalisation_qc_passes_a_real_head_and_flags_one_4mm_off(real_anat, tmp_path):
+    # A real head's sulci are its own, not the template's average: its right normalisation
+    # must pass the normalised-T1w correlation, which is taken at gyral scale for that reason
+    # (unsmoothed, this head's was 0.77 against 0.95 for the simulator's template-made heads).
+    # The same normalised T1w moved 4 mm forward, a normalisation that would put the atlas
+    # 4 mm off, must be flagged.
+    import nibabel as nib
+    from scipy import ndimage
+
+    from workflows.imaging.qc import THRESHOLDS, normalisation_metrics
+
+    out, _, normalised = real_anat
+    threshold = THRESHOLDS["normalised_t1w_correlation"]
+    good = normalisation_metrics(normalised.brain_mask, normalised.t1w_mni,
+                                 normalised.mni_affine, str(tmp_path))
+    assert not threshold.flags(good["normalised_t1w_correlation"]), good
+    img = nib.load(normalised.t1w_mni)
+    moved = ndimage.shift(np.asarray(img.dataobj, dtype=np.float32),
+                          (0, 4.0 / img.header.get_zooms()[1], 0), order=1)
+    moved_path = tmp_path / "t1w_mni_moved.nii.gz"
+    nib.save(nib.Nifti1Image(moved, img.affine), moved_path)
+    off = normalisation_metrics(normalised.brain_mask, str(moved_path), normalised.mni_affine,
+                                str(tmp_path))
+    assert threshold.flags(off["normalised_t1w_correlation"]), off

@@ -20,6 +20,10 @@ from scipy import ndimage
 from workflows.imaging.motion import motion_estimated
 
 CORE_MM = 6.0      # the template brain this far inside its outline (affine misfit tolerated)
+# The normalised T1w and the template are compared at gyral scale: a real head's sulci differ
+# from the template's average ones at any alignment, a misalignment shows at this scale too
+# (figures in docs/validation.md).
+CORRELATION_FWHM_MM = 4.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ THRESHOLDS: dict[str, Threshold] = {
         None, 60.0, f"brain mask over {CORE_MM:g} mm outside the template brain (affine), mL: "
         "skull, eyes or scalp kept"),
     "normalised_t1w_correlation": Threshold(
-        0.8, None, "correlation of the normalised T1w with the template in its brain"),
+        0.8, None, f"correlation of the normalised T1w with the template in its brain, both "
+        f"smoothed to {CORRELATION_FWHM_MM:g} mm FWHM"),
     "coregistration_offset_mm": Threshold(
         None, 5.0, "shift (mm) that would match the coregistered PET best to the T1w's brain"),
     "reference_volume_ml": Threshold(3.0, None, "reference region volume, mL"),
@@ -80,12 +85,35 @@ def anatomy_metrics(brain_mask: str, t1w_mni: str, affine: str, template: str,
     tpl_data = np.asarray(tpl.dataobj, dtype=np.float64)
     tpl_brain = tpl_data > 5
     predicted = _volume_ml(tpl_brain, tpl.header.get_zooms()[:3]) * abs(np.linalg.det(matrix))
-    normalised = np.asarray(nib.load(t1w_mni).dataobj, dtype=np.float64)
-    r = np.corrcoef(normalised[tpl_brain], tpl_data[tpl_brain])[0, 1]
+    sigma_vox = CORRELATION_FWHM_MM / np.sqrt(8 * np.log(2)) / np.asarray(
+        tpl.header.get_zooms()[:3], dtype=float)
+    normalised = ndimage.gaussian_filter(np.asarray(nib.load(t1w_mni).dataobj, dtype=np.float64),
+                                         sigma_vox)
+    r = np.corrcoef(normalised[tpl_brain], ndimage.gaussian_filter(tpl_data, sigma_vox)
+                    [tpl_brain])[0, 1]
     return {"brain_volume_ratio": _volume_ml(mask, zooms) / predicted,
             "brain_missing_ml": _volume_ml(inside & ~mask, zooms),
             "brain_excess_ml": _volume_ml(mask & outside, zooms),
             "normalised_t1w_correlation": float(r) if np.isfinite(r) else 0.0}
+
+
+def normalisation_metrics(brain_mask: str, t1w_mni: str, mni_affine: str, out_dir: str
+                          ) -> dict[str, float]:
+    """:func:`anatomy_metrics` of one normalisation (``mni_affine``: its affine part, see
+    :class:`workflows.imaging.anat.Normalisation`), with the template on the grid the T1w was
+    normalised on and the template's brain brought to the T1w by that affine."""
+    import ants
+
+    from workflows.imaging.anat import mni_reference_image
+
+    template = mni_reference_image(float(nib.load(t1w_mni).header.get_zooms()[0]), out_dir)
+    tpl = ants.image_read(template)
+    prior = ants.apply_transforms(ants.image_read(brain_mask),
+                                  tpl.new_image_like((tpl.numpy() > 5).astype("float32")),
+                                  [mni_affine], whichtoinvert=[True])
+    prior_path = str(Path(out_dir) / "template_brain_affine.nii.gz")
+    ants.image_write(prior, prior_path)
+    return anatomy_metrics(brain_mask, t1w_mni, mni_affine, template, prior_path)
 
 
 def coregistration_offset_mm(petref_t1w: str, brain_mask: str, step_mm: float = 3.0,
@@ -176,20 +204,8 @@ def scan_qc(brain_mask: str, t1w_mni: str, mni_affine: str, petref_t1w: str,
     value, lower, upper, flagged, description); ``mni_affine``: the normalisation's affine part
     (:class:`workflows.imaging.anat.Normalisation`); ``thresholds`` overrides ranges (metric ->
     [lower, upper], null for none)."""
-    import ants
-
-    from workflows.imaging.anat import mni_reference_image
-
     out = Path(out_dir)
-    # the template on the grid the T1w was normalised on
-    template = mni_reference_image(float(nib.load(t1w_mni).header.get_zooms()[0]), out_dir)
-    tpl = ants.image_read(template)
-    prior = ants.apply_transforms(ants.image_read(brain_mask),
-                                  tpl.new_image_like((tpl.numpy() > 5).astype("float32")),
-                                  [mni_affine], whichtoinvert=[True])
-    prior_path = str(out / "template_brain_affine.nii.gz")
-    ants.image_write(prior, prior_path)
-    values = {**anatomy_metrics(brain_mask, t1w_mni, mni_affine, template, prior_path),
+    values = {**normalisation_metrics(brain_mask, t1w_mni, mni_affine, out_dir),
               "coregistration_offset_mm": coregistration_offset_mm(petref_t1w, brain_mask),
               **kinetic_metrics(reference_mask, kinpar, fit_infos),
               **motion_metrics(motion_tsv)}
