@@ -107,14 +107,14 @@ def test_normalisation_qc_passes_a_real_head_and_flags_one_4mm_off(real_anat, tm
     # A real head's sulci are its own, not the template's average: its right normalisation
     # must pass the normalised-T1w correlation, which is taken at gyral scale for that reason
     # (unsmoothed, this head's was 0.77 against 0.95 for the simulator's template-made heads).
-    # The same normalised T1w moved 4 mm forward, a normalisation that would put the atlas
+    # The same normalised T1w moved 4 mm along y, a normalisation that would put the atlas
     # 4 mm off, must be flagged.
     import nibabel as nib
     from scipy import ndimage
 
     from workflows.imaging.qc import THRESHOLDS, normalisation_metrics
 
-    out, _, normalised = real_anat
+    _, _, normalised = real_anat
     threshold = THRESHOLDS["normalised_t1w_correlation"]
     good = normalisation_metrics(normalised.brain_mask, normalised.t1w_mni,
                                  normalised.mni_affine, str(tmp_path))
