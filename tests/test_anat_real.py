@@ -106,7 +106,7 @@ def test_simulator_builds_a_phantom_on_a_given_t1w(tmp_path, real_anat, monkeypa
 def test_normalisation_qc_passes_a_real_head_and_flags_one_4mm_off(real_anat, tmp_path):
     # A real head's sulci are its own, not the template's average: its right normalisation
     # must pass the normalised-T1w correlation, which is taken at gyral scale for that reason
-    # (unsmoothed, this head's was 0.77 against 0.95 for the simulator's template-made heads).
+    # (unsmoothed, it failed this head; figures in docs/validation.md, quality control).
     # The same normalised T1w moved 4 mm along y, a normalisation that would put the atlas
     # 4 mm off, must be flagged.
     import nibabel as nib

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import ndimage
 
 from workflows.imaging.motion import motion_estimated
+from workflows.imaging.resolution import smooth_fwhm
 
 CORE_MM = 6.0      # the template brain this far inside its outline (affine misfit tolerated)
 # The normalised T1w and the template are compared at gyral scale: a real head's sulci differ
@@ -85,12 +86,10 @@ def anatomy_metrics(brain_mask: str, t1w_mni: str, affine: str, template: str,
     tpl_data = np.asarray(tpl.dataobj, dtype=np.float64)
     tpl_brain = tpl_data > 5
     predicted = _volume_ml(tpl_brain, tpl.header.get_zooms()[:3]) * abs(np.linalg.det(matrix))
-    sigma_vox = CORRELATION_FWHM_MM / np.sqrt(8 * np.log(2)) / np.asarray(
-        tpl.header.get_zooms()[:3], dtype=float)
-    normalised = ndimage.gaussian_filter(np.asarray(nib.load(t1w_mni).dataobj, dtype=np.float64),
-                                         sigma_vox)
-    r = np.corrcoef(normalised[tpl_brain], ndimage.gaussian_filter(tpl_data, sigma_vox)
-                    [tpl_brain])[0, 1]
+    voxel_mm = float(tpl.header.get_zooms()[0])         # the template grid is isotropic
+    normalised = smooth_fwhm(np.asarray(nib.load(t1w_mni).dataobj), CORRELATION_FWHM_MM, voxel_mm)
+    r = np.corrcoef(normalised[tpl_brain],
+                    smooth_fwhm(tpl_data, CORRELATION_FWHM_MM, voxel_mm)[tpl_brain])[0, 1]
     return {"brain_volume_ratio": _volume_ml(mask, zooms) / predicted,
             "brain_missing_ml": _volume_ml(inside & ~mask, zooms),
             "brain_excess_ml": _volume_ml(mask & outside, zooms),
@@ -129,8 +128,7 @@ def coregistration_offset_mm(petref_t1w: str, brain_mask: str, step_mm: float = 
     pet = ndimage.zoom(np.asarray(pet_img.dataobj, dtype=np.float64), factor, order=1)
     mask = ndimage.zoom(np.asarray(nib.load(brain_mask).dataobj, dtype=np.float64), factor,
                         order=1)
-    sigma = 6.0 / 2.3548 / step_mm
-    pet, mask = ndimage.gaussian_filter(pet, sigma), ndimage.gaussian_filter(mask, sigma)
+    pet, mask = smooth_fwhm(pet, 6.0, step_mm), smooth_fwhm(mask, 6.0, step_mm)
     steps = int(round(reach_mm / step_mm))
     best = []
     for axis in range(3):

@@ -245,15 +245,14 @@ def simulate_scan(anatomy: Anatomy, atlas: Atlas, bp_atlas: np.ndarray, timing: 
     pet_points = anatomy.warp(anatomy.pet_grid.world_coordinates())
     bp_native = sample_image((bp_atlas, atlas.affine), pet_points, order=0).reshape(
         anatomy.pet_grid.shape)
-    reference = np.isin(anatomy.labels_pet, region_labels(reference_region)) & (
-        bp_native == 0.0)
+    reference_atlas_labels = region_labels(reference_region)
+    reference = np.isin(anatomy.labels_pet, reference_atlas_labels) & (bp_native == 0.0)
     # the labels on the grid the GTM models the blur on (PET voxel i is fine voxel k i)
     fine = fine_pet_grid(anatomy.pet_grid)
     labels_fine = sample_image((atlas.labels, atlas.affine),
                                anatomy.warp(fine.world_coordinates()), order=0)
     # the reference tissue's own TAC: its labels' tissue class at BPND 0
-    reference_class = np.unique(tissue_class_of_labels(np.asarray(region_labels(
-        reference_region))))
+    reference_class = np.unique(tissue_class_of_labels(np.asarray(reference_atlas_labels)))
     if reference_class.size != 1:
         raise ValueError(f"reference region {reference_region}: labels of several tissue "
                          "classes have no single TAC")
