@@ -16,9 +16,10 @@ demo: $(BIN)/.petbind-installed
 	$(BIN)/petbind-demo
 
 # two workers, a test file each at a time, in the order of collection (tests/conftest.py puts
-# the slow modules first, so that the two participant-level modules run side by side)
+# the slow modules first, so that the two workers end together); the slowest tests are listed
+# at the end, to see where CI's time goes
 test: $(BIN)/.petbind-installed
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 bench: $(BIN)/.petbind-installed
 	$(BIN)/python benchmarks/run.py

@@ -17,11 +17,13 @@ os.environ.setdefault("NIPYPE_NO_ET", "1")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VENDORED = Path(__file__).resolve().parent / "data"
 
-# Modules that run the participant level or ROBEX, slowest first: started before the others so
-# that `make test`'s two workers (pytest-xdist, a module each) overlap them instead of ending on one
-SLOW_MODULES = ("test_participant.py", "test_faults.py", "test_pvc_group.py",
-                "test_pvc_acceptance.py", "test_two_sessions.py", "test_anat_real.py",
-                "test_simulate.py", "test_anat_cohort.py")
+# Modules that run the participant level, ROBEX or the simulator, slowest first (as measured by
+# `make test`'s --durations): started before the others so that `make test`'s two workers
+# (pytest-xdist, a module each) overlap them instead of ending on one
+SLOW_MODULES = ("test_participant.py", "test_petprep.py", "test_pvc_group.py",
+                "test_anat_cohort.py", "test_simulate.py", "test_anat_real.py", "test_faults.py",
+                "test_group.py", "test_pvc_acceptance.py", "test_two_sessions.py",
+                "test_hostile.py", "test_occupancy.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -21,7 +21,7 @@ def differences(tmp_path_factory):
     participants, and the group level's Table 2 two ways."""
     root = tmp_path_factory.mktemp("pvcgroup")
     ds, out = root / "ds", root / "out"
-    argv = [str(ds), "--groups", "a=2,b=2", "--voxel-size", "3", "--t1-voxel-size", "2",
+    argv = [str(ds), "--groups", "a=2,b=2", "--voxel-size", "3", "--t1-voxel-size", "3",
             "--motion-mm", "1", "--skull-stripped", "--seed", "23", "-q"]
     for roi in PLANTED:
         argv += ["--effect", f"{roi}=0.25"]

@@ -28,7 +28,7 @@ def sessions(tmp_path_factory):
     ds, out, work = root / "ds", root / "out", root / "work"
     assert run_cli("petbind-simulate", simulate_main, [
         str(ds), "--n-subjects", "1", "--groups", "secure=1", "--voxel-size", "3",
-        "--t1-voxel-size", "2", "--skull-stripped", "--sessions", "baseline,blocked",
+        "--t1-voxel-size", "3", "--skull-stripped", "--sessions", "baseline,blocked",
         "--occupancy", str(OCCUPANCY), "--seed", "5", "-q"]) == 0
     proc = subprocess.run([sys.executable, "-m", "bids_app.cli.run", str(ds), str(out),
                            "participant", "-w", str(work), "--nprocs", "2",
