@@ -17,8 +17,8 @@ os.environ.setdefault("NIPYPE_NO_ET", "1")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VENDORED = Path(__file__).resolve().parent / "data"
 
-# Modules that run the participant level, ROBEX or the simulator, slowest first (as measured by
-# `make test`'s --durations): started before the others so that `make test`'s two workers
+# Modules that run the participant level, ROBEX or the simulator, slowest first (their times:
+# docs/validation.md, Speed): started before the others so that `make test`'s two workers
 # (pytest-xdist, a module each) overlap them instead of ending on one
 SLOW_MODULES = ("test_participant.py", "test_petprep.py", "test_pvc_group.py",
                 "test_anat_cohort.py", "test_simulate.py", "test_anat_real.py", "test_faults.py",
