@@ -23,7 +23,7 @@ from bids_app.tracers import lookup_tracer
 from workflows.imaging.atlas import REGION_GROUPS, Grid, region_labels
 from workflows.kinetics.frames import SEED_PROTOCOLS, FrameTiming
 from workflows.kinetics.models import get_model
-from workflows.simulation.anatomy import SubjectWarp
+from workflows.simulation.anatomy import DEFACE_MARGIN_MM, SubjectWarp
 from workflows.simulation.pet import KineticSettings
 from workflows.simulation.phantom import (Anatomy, Atlas, ScanPhantom, anatomy_from_t1w,
                                           make_anatomy, mni_output_grid, native_map_to_mni,
@@ -66,6 +66,7 @@ class SimulationConfig:
     t1w: Path | None = None
     skull_stripped: bool = False    # T1w written as brain only (zero outside the truth mask)
     defaced: bool = False           # T1w with the face removed, as shared datasets are
+    deface_margin_mm: float = DEFACE_MARGIN_MM   # how close to the brain the face is removed
     petprep_layout: bool = False    # also derivatives/petprep/, as PETPrep would write them
 
     @property
@@ -247,8 +248,10 @@ def simulate_person(cfg: SimulationConfig, root: Path, truth_root: Path, atlas: 
 def make_subject_anatomy(cfg: SimulationConfig, atlas: Atlas, rng: np.random.Generator,
                          scratch: Path) -> Anatomy:
     if cfg.t1w is not None:
-        return anatomy_from_t1w(cfg.t1w, atlas, scratch, cfg.seed, cfg.voxel_mm, cfg.defaced)
-    return make_anatomy(atlas, rng, cfg.t1_voxel_mm, cfg.voxel_mm, defaced=cfg.defaced)
+        return anatomy_from_t1w(cfg.t1w, atlas, scratch, cfg.seed, cfg.voxel_mm, cfg.defaced,
+                                cfg.deface_margin_mm)
+    return make_anatomy(atlas, rng, cfg.t1_voxel_mm, cfg.voxel_mm, defaced=cfg.defaced,
+                        deface_margin_mm=cfg.deface_margin_mm)
 
 
 def write_anatomy(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str,
@@ -260,7 +263,8 @@ def write_anatomy(cfg: SimulationConfig, root: Path, truth_root: Path, sub: str,
                {"Manufacturer": "petbind-simulate", "MagneticFieldStrength": 3,
                 "Description": "synthetic T1w: MNI152NLin2009cAsym brain deformed, " +
                 ("skull-stripped" if cfg.skull_stripped else
-                 "with head, face removed" if cfg.defaced else "with head, face and neck")})
+                 f"with head, face removed up to {cfg.deface_margin_mm:g} mm from the brain"
+                 if cfg.defaced else "with head, face and neck")})
     write_nifti(truth / names.anat_name(sub, ses, "mask", desc="brain"),
                 anatomy.brain_t1.astype(np.uint8), anatomy.t1_grid.affine, dtype=np.uint8)
     write_nifti(truth / names.anat_name(sub, ses, "dseg", seg=names.ATLAS_SEG),

@@ -212,6 +212,9 @@ def test_bad_options_are_usage_errors(tmp_path, capsys):
     assert "--effect 'nowhere=0.1'" in capsys.readouterr().err
     assert run_cli("petbind-simulate", simulate_main,
                    [str(tmp_path), "--groups", "a=2,b"]) == 64
+    assert run_cli("petbind-simulate", simulate_main,
+                   [str(tmp_path), "--deface", "--deface-margin-mm", "-1"]) == 64
+    assert "--deface-margin-mm" in capsys.readouterr().err
 
 
 def test_simulated_pet_gives_back_its_truth_through_petbind_fit(tmp_path):
@@ -348,14 +351,17 @@ def test_the_brains_unlabelled_rim_holds_activity_in_the_pet(tmp_path):
 def test_heads_have_a_face_and_neck_and_deface_removes_the_face_only(tmp_path):
     # The same head plain and defaced: with a face (in front of and below the brain) and a
     # neck, as scanners record heads; defaced, the face is exactly 0 as defacing tools leave
-    # it, and the brain is untouched. Regions in MNI mm through the head's affine (its
-    # nonlinear part moves points by about 2 mm, far less than these regions' margins).
-    plain = simulate(tmp_path / "plain", "--n-subjects", "1", "--groups", "a", "--seed", "8",
-                     "--voxel-size", "4", "--t1-voxel-size", "3", "-q")
-    defaced = simulate(tmp_path / "defaced", "--n-subjects", "1", "--groups", "a", "--seed",
-                       "8", "--voxel-size", "4", "--t1-voxel-size", "3", "--deface", "-q")
+    # it, and the brain and the 10 mm around it that pydeface and quickshear leave are
+    # untouched; --deface-margin-mm 4 (a harsher tool) removes face tissue 4-10 mm from the
+    # brain too. Regions in MNI mm through the head's affine (its nonlinear part moves points
+    # by about 2 mm, far less than these regions' margins).
+    def head(name, *options):
+        return simulate(tmp_path / name, "--n-subjects", "1", "--groups", "a", "--seed", "8",
+                        "--voxel-size", "4", "--t1-voxel-size", "3", "-q", *options)
+    plain, defaced = head("plain"), head("defaced", "--deface")
+    harsh = head("harsh", "--deface", "--deface-margin-mm", "4")
     t1 = {name: nib.load(ds / "sub-01" / "anat" / "sub-01_T1w.nii.gz")
-          for name, ds in (("plain", plain), ("defaced", defaced))}
+          for name, ds in (("plain", plain), ("defaced", defaced), ("harsh", harsh))}
     truth = plain / "derivatives" / "truth" / "sub-01" / "anat"
     brain = nib.load(truth / "sub-01_desc-brain_mask.nii.gz").get_fdata() > 0
     to_mni = np.array(json.loads((truth / "sub-01_from-T1w_to-MNI152NLin2009cAsym_mode-points"
@@ -371,6 +377,12 @@ def test_heads_have_a_face_and_neck_and_deface_removes_the_face_only(tmp_path):
     assert neck.sum() > 50 and np.median(a[neck]) > 0.2 * level       # and a neck
     assert np.all(b[face] == 0)                                       # defaced: no face
     assert np.array_equal(a[brain], b[brain])                         # the brain as it was
+    distance = ndimage.distance_transform_edt(~brain, sampling=3.0)   # mm from the brain
+    c = np.asarray(t1["harsh"].dataobj)
+    assert np.array_equal(a[distance <= 10], b[distance <= 10])       # 10 mm kept
+    assert np.array_equal(a[distance <= 4], c[distance <= 4])         # harsh: 4 mm kept
+    between = (distance > 4) & (distance <= 10) & (a > 0.2 * level)
+    assert (between & (c == 0)).sum() > 50                            # and 4-10 mm removed
     labels = nib.load(truth / "sub-01_seg-neuromorphometrics_dseg.nii.gz").get_fdata() > 0
     assert labels.shape == brain.shape and (labels & ~brain).sum() == 0
 

@@ -12,6 +12,7 @@ from bids_app import __version__
 from bids_app.cli.common import Parser, run_cli
 from bids_app.errors import EX_CANTCREAT, EX_NOINPUT, EX_USAGE, PetbindError
 from bids_app.simulate import SimulationConfig, simulate
+from workflows.simulation.anatomy import DEFACE_MARGIN_MM
 from workflows.simulation.receptors import PATTERNS, parse_effects
 
 
@@ -63,6 +64,10 @@ def build_parser() -> Parser:
     p.add_argument("--deface", action="store_true",
                    help="remove the T1w's face (set to 0 in front of and below a plane under the "
                    "brow, as defacing tools do), as datasets shared on OpenNeuro are")
+    p.add_argument("--deface-margin-mm", type=float, default=DEFACE_MARGIN_MM, metavar="MM",
+                   help="--deface keeps the brain and this much around it (default "
+                   f"{DEFACE_MARGIN_MM:g} mm, about as far as pydeface and quickshear stay; "
+                   "smaller is a harsher tool)")
     p.add_argument("--petprep-layout", action="store_true",
                    help="also write OUT_DIR/derivatives/petprep as PETPrep would (motion-"
                    "corrected PET in T1w space, a FreeSurfer-named segmentation seg-gtm, "
@@ -151,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.occupancy < 1:
         raise PetbindError("--occupancy must be in [0, 1)", EX_USAGE)
     check_exposure_options(args, sessions)
+    if args.deface_margin_mm < 0:
+        raise PetbindError("--deface-margin-mm must be 0 or more", EX_USAGE)
     if args.petprep_layout and args.derivatives_only:
         raise PetbindError("--petprep-layout needs images: leave out --derivatives-only",
                            EX_USAGE)
@@ -166,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         derivatives_only=args.derivatives_only, derivatives_noise=args.derivatives_noise,
         t1w=args.t1w,
         skull_stripped=args.skull_stripped, defaced=args.deface,
+        deface_margin_mm=args.deface_margin_mm,
         petprep_layout=args.petprep_layout)
     if cfg.t1w is not None and not cfg.t1w.is_file():
         raise PetbindError(f"{cfg.t1w}: no such T1w image", EX_NOINPUT)

@@ -128,11 +128,17 @@ def face_and_neck(mni: NDArray[np.float64], level: float) -> NDArray[np.float64]
     return out * level
 
 
+# how close to the brain defacing removes the face (mm): pydeface's face mask and quickshear's
+# plane stay about this far from it (docs/validation.md, "Defacing tools")
+DEFACE_MARGIN_MM = 10.0
+
+
 def deface(image: NDArray, mni: NDArray[np.float64], brain: NDArray[np.bool_],
-           voxel_mm: float, margin_mm: float = 4.0) -> NDArray:
+           voxel_mm: float, margin_mm: float = DEFACE_MARGIN_MM) -> NDArray:
     """The image with its face removed as defacing tools do (voxels set to 0): everything in
     front of and below the plane z = 0.75 y - 45 (MNI mm: under the brow, through the eyes,
-    the nose and the jaw), except the brain and ``margin_mm`` around it."""
+    the nose and the jaw), except the brain and ``margin_mm`` around it (smaller: a harsher
+    tool)."""
     keep = ndimage.distance_transform_edt(~brain, sampling=voxel_mm) <= margin_mm
     face = (mni[:, 2] < 0.75 * mni[:, 1] - 45).reshape(image.shape) & ~keep
     return np.where(face, 0, image)
@@ -141,14 +147,16 @@ def deface(image: NDArray, mni: NDArray[np.float64], brain: NDArray[np.bool_],
 def synthesize_t1w(template: nib.Nifti1Image, warp: SubjectWarp, grid: Grid,
                    rng: np.random.Generator, labelled: NDArray[np.bool_],
                    noise_fraction: float = 0.02, bias_fraction: float = 0.15,
-                   defaced: bool = False) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+                   defaced: bool = False, deface_margin_mm: float = DEFACE_MARGIN_MM
+                   ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """A T1w head: the template brain pulled into native space, within the template's outline
     around the atlas's labelled voxels (``labelled``; :func:`template_brain`: the unlabelled
     rim holds activity in the PET too, so both images have the same outline), surrounded by
     CSF, skull and a bright scalp (layers at 0-3, 3-9 and 9-15 mm from the brain) and beyond
     them a face and neck (:func:`face_and_neck`), multiplied by a smooth bias field (about
     +-``bias_fraction``), with Rician noise (SD ``noise_fraction`` of white matter); with
-    ``defaced`` the face removed afterwards (:func:`deface`). Returns the image and the brain
+    ``defaced`` the face removed afterwards up to ``deface_margin_mm`` from the brain
+    (:func:`deface`). Returns the image and the brain
     mask (truth)."""
     vox = float(abs(grid.affine[0, 0]))
     points = grid.world_coordinates()
@@ -172,5 +180,5 @@ def synthesize_t1w(template: nib.Nifti1Image, warp: SubjectWarp, grid: Grid,
     image = np.sqrt((image + rng.normal(0, sd, grid.shape)) ** 2 +
                     rng.normal(0, sd, grid.shape) ** 2)
     if defaced:
-        image = deface(image, mni, brain_mask, vox)
+        image = deface(image, mni, brain_mask, vox, deface_margin_mm)
     return (image * (1000.0 / wm_level)).astype(np.float32), brain_mask

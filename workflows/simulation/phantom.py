@@ -17,8 +17,9 @@ from workflows.imaging.atlas import Grid, load_atlas, load_template, mni_grid, r
 from workflows.imaging.resolution import fine_factors, smooth_fwhm
 from workflows.kinetics.compartments import FengInput
 from workflows.kinetics.frames import FrameTiming
-from workflows.simulation.anatomy import (deface, native_grid_around, random_warp, sample_image,
-                                          synthesize_t1w, template_brain)
+from workflows.simulation.anatomy import (DEFACE_MARGIN_MM, deface, native_grid_around,
+                                          random_warp, sample_image, synthesize_t1w,
+                                          template_brain)
 from workflows.simulation.pet import (KineticSettings, pose_centre, random_motion,
                                       scan_pet_poses, tac_tables, voxel_tacs)
 from workflows.simulation.receptors import tissue_class_of_labels
@@ -102,16 +103,18 @@ class Anatomy:
 
 
 def make_anatomy(atlas: Atlas, rng: np.random.Generator, t1_voxel_mm: float,
-                 pet_voxel_mm: float, defaced: bool = False) -> Anatomy:
+                 pet_voxel_mm: float, defaced: bool = False,
+                 deface_margin_mm: float = DEFACE_MARGIN_MM) -> Anatomy:
     """A random head: the template deformed (:func:`random_warp`), its T1w (face removed with
-    ``defaced``), and the atlas on the T1w grid, the fine grid of the PET simulation and the
-    PET grid."""
+    ``defaced``, up to ``deface_margin_mm`` from the brain), and the atlas on the T1w grid, the
+    fine grid of the PET simulation and the PET grid."""
     template = load_template()
     warp = random_warp(rng, atlas.box)
     t1_grid = native_grid_around(warp, atlas.box, t1_voxel_mm, margin_mm=25.0)
     labels_t1 = sample_image((atlas.labels, atlas.affine), warp(t1_grid.world_coordinates()),
                              order=0).reshape(t1_grid.shape)
-    t1, brain_t1 = synthesize_t1w(template, warp, t1_grid, rng, labels_t1 > 0, defaced=defaced)
+    t1, brain_t1 = synthesize_t1w(template, warp, t1_grid, rng, labels_t1 > 0, defaced=defaced,
+                                  deface_margin_mm=deface_margin_mm)
     fine_mm = min(1.5, pet_voxel_mm)
     fine = native_grid_around(warp, atlas.box, fine_mm, margin_mm=8.0)
     fine_points = warp(fine.world_coordinates())
@@ -144,11 +147,13 @@ class RegisteredWarp:
 
 
 def anatomy_from_t1w(t1w: Path, atlas: Atlas, scratch: Path, seed: int,
-                     pet_voxel_mm: float, defaced: bool = False) -> Anatomy:
+                     pet_voxel_mm: float, defaced: bool = False,
+                     deface_margin_mm: float = DEFACE_MARGIN_MM) -> Anatomy:
     """Anatomy from a given T1w: brain extraction and SyN normalisation (petbind's anatomical
     numerics) give the native -> MNI mapping through which the atlas and receptor maps are
     pulled into the subject's space. The T1w itself is kept unchanged, or its face removed
-    (:func:`~workflows.simulation.anatomy.deface`) with ``defaced``."""
+    (:func:`~workflows.simulation.anatomy.deface`, up to ``deface_margin_mm`` from the brain)
+    with ``defaced``."""
     import nibabel as nib
 
     import workflows.imaging.anat as anat
@@ -185,7 +190,8 @@ def anatomy_from_t1w(t1w: Path, atlas: Atlas, scratch: Path, seed: int,
     mni_t1 = warp(t1_grid.world_coordinates())
     labels_t1 = sample_image((atlas.labels, atlas.affine), mni_t1, order=0).reshape(t1_grid.shape)
     if defaced:
-        t1 = deface(t1, mni_t1, brain_t1, float(min(voxel_sizes(t1_img.affine))))
+        t1 = deface(t1, mni_t1, brain_t1, float(min(voxel_sizes(t1_img.affine))),
+                    deface_margin_mm)
     return Anatomy(warp, t1_grid, t1, labels_t1, fine, labels_fine, pet_grid, labels_pet,
                    brain_t1, rim_fine)
 
