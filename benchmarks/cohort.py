@@ -1,6 +1,7 @@
 """Accuracy of the anatomical stage on a cohort of heads (issue 19's validation; not a CI test).
 
     python benchmarks/cohort.py [--seeds 11 1 2 ...] [--deface both|no|yes] [--real T1W]
+                                [--deface-margin-mm MM] [--real-defaced T1W ...]
                                 [--participant] [--out DIR]
 
 Simulates one head per seed (seed 11 gives two, its sub-02 the failure that started this),
@@ -12,7 +13,11 @@ grid. With --real, the real T1w (with face and neck) and its defaced
 copy: the brain mask's volume and the agreement of the two runs (no truth there). With
 --participant, also the whole participant level with GTM partial-volume correction (PSF 2.5 mm):
 each seed ROI's GTM BPND against the regional truth and the MNI map's correlation with the true
-map. Prints one row per head and a summary, as Markdown (docs/validation.md keeps the table).
+map. ``--deface-margin-mm`` sets how close to the brain the simulator's defacing comes (its
+default is what pydeface and quickshear leave; 4 mm is a harsher tool). With ``--participant``,
+``--real-defaced`` runs the real T1w as another tool defaced it (e.g. by
+benchmarks/deface_pydeface.py), against the plain T1w's truth. Prints one row per head and a
+summary, as Markdown (docs/validation.md keeps the table).
 """
 
 from __future__ import annotations
@@ -134,24 +139,42 @@ def participant(ds: Path, work: Path) -> list[dict]:
 
 
 def simulated(out: Path, seed: int, defaced: bool, voxel_mm: str,
-              t1w: Path | None = None) -> Path:
-    """One simulated dataset (seed 11 gives two heads, the others one), made once."""
-    ds = out / f"{'real' if t1w else f'seed{seed}'}{'_defaced' if defaced else ''}"
+              t1w: Path | None = None, margin_mm: float | None = None) -> Path:
+    """One simulated dataset (seed 11 gives two heads, the others one), made once; defaced up
+    to ``margin_mm`` from the brain (None: the simulator's default)."""
+    suffix = ("_defaced" + (f"{margin_mm:g}mm" if margin_mm is not None else "")) * defaced
+    ds = out / f"{'real' if t1w else f'seed{seed}'}{suffix}"
     if not (ds / "derivatives" / "truth" / "regional_bpnd.tsv").is_file():   # the last written
         shutil.rmtree(ds, ignore_errors=True)
         two = seed == 11 and t1w is None
+        margin = ["--deface-margin-mm", f"{margin_mm:g}"] if margin_mm is not None else []
         run_cli("petbind-simulate", simulate_main, [
             str(ds), "--n-subjects", "2" if two else "1", "--groups", "a,b" if two else "a",
             "--tracer", "carfentanil", "--voxel-size", voxel_mm, "--seed", str(seed), "-q"]
-            + (["--deface"] if defaced else []) + (["--t1w", str(t1w)] if t1w else []))
+            + (["--deface", *margin] if defaced else []) + (["--t1w", str(t1w)] if t1w else []))
     return ds
 
 
-def real_anatomy(out: Path, real: Path) -> dict:
+def defaced_elsewhere(plain: Path, t1w: Path) -> Path:
+    """The plain real head's dataset with its T1w as another tool defaced it (same grid): the
+    truth stays the plain T1w's."""
+    ds = plain.with_name(f"{plain.name}_{t1w.name.split('.')[0]}")
+    shutil.rmtree(ds, ignore_errors=True)
+    shutil.copytree(plain, ds)
+    target = ds / "sub-01" / "anat" / "sub-01_T1w.nii.gz"
+    image, original = nib.load(t1w), nib.load(target)
+    if image.shape != original.shape or not np.allclose(image.affine, original.affine):
+        raise SystemExit(f"{t1w}: not on the grid of {target}")
+    shutil.copyfile(t1w, target)
+    return ds
+
+
+def real_anatomy(out: Path, real: Path, margin_mm: float | None) -> dict:
     """The real T1w, plain and defaced: brain volumes and their agreement (no truth there)."""
-    runs = {defaced: anatomy(simulated(out, 11, defaced, "3", real) / "sub-01" / "anat" /
-                             "sub-01_T1w.nii.gz", out / f"work_real{'_defaced' * defaced}")
-            for defaced in (False, True)}
+    datasets = {defaced: simulated(out, 11, defaced, "3", real, margin_mm)
+                for defaced in (False, True)}
+    runs = {defaced: anatomy(ds / "sub-01" / "anat" / "sub-01_T1w.nii.gz", out / f"work_{ds.name}")
+            for defaced, ds in datasets.items()}
     zooms = np.prod(nib.load(real).header.get_zooms()[:3])
     return {"head": "real T1w", "volume_ml": float(runs[False]["mask"].sum() * zooms / 1000),
             "volume_robex_ml": float(runs[False]["robex_mask"].sum() * zooms / 1000),
@@ -181,23 +204,33 @@ def summary(rows: list[dict]) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, nargs="+", default=[11, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    p.add_argument("--seeds", type=int, nargs="*", default=[11, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     p.add_argument("--deface", choices=["both", "no", "yes"], default="both")
     p.add_argument("--real", type=Path, help="a real T1w with face and neck")
+    p.add_argument("--deface-margin-mm", type=float,
+                   help="the simulator's --deface-margin-mm for the defaced heads")
+    p.add_argument("--real-defaced", type=Path, nargs="+", default=[],
+                   help="with --participant and --real: the real T1w defaced by other tools")
     p.add_argument("--participant", action="store_true",
                    help="the whole participant level instead (slow: minutes per head)")
     p.add_argument("--out", type=Path, default=Path("cohort_output"))
     args = p.parse_args()
     variants = {"both": [False, True], "no": [False], "yes": [True]}[args.deface]
     rows = []
+    margin = args.deface_margin_mm
     datasets = [(f"seed {seed}", simulated(args.out, seed, defaced,
-                                           "2" if args.participant else "3"), defaced)
+                                           "2" if args.participant else "3",
+                                           margin_mm=margin), defaced)
                 for seed in args.seeds for defaced in variants]
     if args.participant and args.real:
         # the real head's truth is petbind's own anatomy of the plain T1w: the defaced run
         # measures what defacing changes, and both measure the PET stages on a real anatomy
-        datasets += [("real T1w", simulated(args.out, 11, defaced, "2", args.real), defaced)
+        datasets += [("real T1w", simulated(args.out, 11, defaced, "2", args.real,
+                                            margin_mm=margin), defaced)
                      for defaced in (False, True)]
+        plain = simulated(args.out, 11, False, "2", args.real)
+        datasets += [(f"real T1w, {t1w.name}", defaced_elsewhere(plain, t1w), True)
+                     for t1w in args.real_defaced]
     for head, ds, defaced in datasets:
         if args.participant:
             found = participant(ds, args.out / f"participant_{ds.name}")
@@ -209,7 +242,7 @@ def main() -> int:
             rows.append({"head": head, "defaced": defaced, **row})
             print(json.dumps(rows[-1]), flush=True)
     if args.real and not args.participant:
-        rows.append(real_anatomy(args.out, args.real))
+        rows.append(real_anatomy(args.out, args.real, margin))
         print(json.dumps(rows[-1]), flush=True)
     print(summary(rows))
     return 0
