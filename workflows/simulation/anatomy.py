@@ -156,8 +156,7 @@ def synthesize_t1w(template: nib.Nifti1Image, warp: SubjectWarp, grid: Grid,
     them a face and neck (:func:`face_and_neck`), multiplied by a smooth bias field (about
     +-``bias_fraction``), with Rician noise (SD ``noise_fraction`` of white matter); with
     ``defaced`` the face removed afterwards up to ``deface_margin_mm`` from the brain
-    (:func:`deface`). Returns the image and the brain
-    mask (truth)."""
+    (:func:`deface`). Returns the image and the brain mask (truth)."""
     vox = float(abs(grid.affine[0, 0]))
     points = grid.world_coordinates()
     mni = warp(points)
