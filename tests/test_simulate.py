@@ -377,7 +377,8 @@ def test_heads_have_a_face_and_neck_and_deface_removes_the_face_only(tmp_path):
     assert neck.sum() > 50 and np.median(a[neck]) > 0.2 * level       # and a neck
     assert np.all(b[face] == 0)                                       # defaced: no face
     assert np.array_equal(a[brain], b[brain])                         # the brain as it was
-    distance = ndimage.distance_transform_edt(~brain, sampling=3.0)   # mm from the brain
+    distance = ndimage.distance_transform_edt(                        # mm from the brain
+        ~brain, sampling=t1["plain"].header.get_zooms()[:3])
     c = np.asarray(t1["harsh"].dataobj)
     assert np.array_equal(a[distance <= 10], b[distance <= 10])       # 10 mm kept
     assert np.array_equal(a[distance <= 4], c[distance <= 4])         # harsh: 4 mm kept
