@@ -225,11 +225,10 @@ def main() -> int:
     if args.participant and args.real:
         # the real head's truth is petbind's own anatomy of the plain T1w: the defaced run
         # measures what defacing changes, and both measure the PET stages on a real anatomy
-        datasets += [("real T1w", simulated(args.out, 11, defaced, "2", args.real,
-                                            margin_mm=margin), defaced)
-                     for defaced in (False, True)]
-        plain = simulated(args.out, 11, False, "2", args.real)
-        datasets += [(f"real T1w, {t1w.name}", defaced_elsewhere(plain, t1w), True)
+        real = {defaced: simulated(args.out, 11, defaced, "2", args.real, margin_mm=margin)
+                for defaced in (False, True)}
+        datasets += [("real T1w", ds, defaced) for defaced, ds in real.items()]
+        datasets += [(f"real T1w, {t1w.name}", defaced_elsewhere(real[False], t1w), True)
                      for t1w in args.real_defaced]
     for head, ds, defaced in datasets:
         if args.participant:
